@@ -532,9 +532,10 @@ func (b *Book) Page(q Query) ([]*Order, []byte, error) {
 			copy(id[:], k[len(k)-32:])
 			ids = append(ids, id)
 			if q.Limit > 0 && len(ids) == q.Limit {
+				last := append([]byte{}, k[4:]...) // k is invalid after Next
 				it.Next()
 				if it.Valid() {
-					next = append([]byte{}, k[4:]...)
+					next = last
 				}
 				return nil
 			}

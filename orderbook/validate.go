@@ -15,9 +15,11 @@ import (
 // duplicate, not affordable right now: dropped at no cost); see Verdict.
 var (
 	// Reject.
-	ErrMalformed      = errors.New("orderbook: malformed order")
-	ErrBadSignature   = errors.New("orderbook: bad signature")
-	ErrWrongSigner    = errors.New("orderbook: signer is not the maker")
+	ErrMalformed    = errors.New("orderbook: malformed order")
+	ErrBadSignature = errors.New("orderbook: bad signature")
+	// ErrWrongSigner is a bad signature of a particular kind: valid, but
+	// by someone other than the maker.
+	ErrWrongSigner    = fmt.Errorf("%w: signer is not the maker", ErrBadSignature)
 	ErrWrongDomain    = errors.New("orderbook: wrong chain id or escrow")
 	ErrOutOfRange     = errors.New("orderbook: field out of range")
 	ErrUnknownCountry = errors.New("orderbook: unknown country")
