@@ -549,10 +549,10 @@ func (b *Book) Page(q Query) ([]*Order, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if q.Maker != (common.Address{}) {
+	if q.Maker != (common.Address{}) || q.Kind != 0 {
 		kept := orders[:0]
 		for _, o := range orders {
-			if o.Maker == q.Maker {
+			if (q.Maker == common.Address{} || o.Maker == q.Maker) && (q.Kind == 0 || o.Kind == q.Kind) {
 				kept = append(kept, o)
 			}
 		}
