@@ -1,0 +1,517 @@
+package chain
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/accounts/abi/bind/v2"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+
+	"github.com/ipsx/ipsx/agreement"
+	"github.com/ipsx/ipsx/chain/bindings"
+)
+
+// Backend is what the client needs from a chain: an ethclient.Client (see
+// Dial) or the DevChain's client. Implementations must be safe for
+// concurrent use.
+type Backend interface {
+	bind.ContractBackend
+	bind.DeployBackend
+	ChainID(ctx context.Context) (*big.Int, error)
+}
+
+// Contracts locates one IPSX deployment.
+type Contracts struct {
+	ChainID *big.Int
+	Token   common.Address
+	Escrow  common.Address
+}
+
+// Domain returns the EIP-712 domain that deal terms, vouchers and cancels of
+// this deployment are signed in.
+func (c Contracts) Domain() agreement.Domain {
+	return agreement.Domain{ChainID: c.ChainID, Escrow: c.Escrow}
+}
+
+// DealStatus is the escrow's record of a deal id.
+type DealStatus uint8
+
+const (
+	StatusNone DealStatus = iota // never opened
+	StatusOpen
+	StatusSettled
+	StatusRefunded
+	StatusCancelled
+)
+
+func (s DealStatus) String() string {
+	switch s {
+	case StatusNone:
+		return "none"
+	case StatusOpen:
+		return "open"
+	case StatusSettled:
+		return "settled"
+	case StatusRefunded:
+		return "refunded"
+	case StatusCancelled:
+		return "cancelled"
+	}
+	return fmt.Sprintf("DealStatus(%d)", uint8(s))
+}
+
+// Balances of one address, in token base units.
+type Balances struct {
+	Token    *big.Int // in the address's wallet
+	Escrow   *big.Int // free balance in the escrow
+	Reserved *big.Int // locked in open deals
+}
+
+// Option configures a Client (and Deploy).
+type Option func(*clientConfig)
+
+type clientConfig struct {
+	receiptTimeout time.Duration
+	pollInterval   time.Duration
+}
+
+// WithReceiptTimeout bounds the wait for each transaction's receipt
+// (default 2 minutes).
+func WithReceiptTimeout(d time.Duration) Option {
+	return func(c *clientConfig) { c.receiptTimeout = d }
+}
+
+// WithPollInterval sets how often a receipt is polled for (default 1s; the
+// dev chain mines instantly, so its clients use a few milliseconds).
+func WithPollInterval(d time.Duration) Option { return func(c *clientConfig) { c.pollInterval = d } }
+
+func newConfig(opts []Option) (clientConfig, error) {
+	cfg := clientConfig{receiptTimeout: 2 * time.Minute, pollInterval: time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.receiptTimeout <= 0 || cfg.pollInterval <= 0 {
+		return cfg, fmt.Errorf("%w: receipt timeout and poll interval must be positive", ErrInvalidConfig)
+	}
+	return cfg, nil
+}
+
+// sender signs, sends and waits for transactions from one key.
+type sender struct {
+	b       Backend
+	key     *ecdsa.PrivateKey
+	from    common.Address
+	chainID *big.Int
+	signer  types.Signer
+	cfg     clientConfig
+
+	mu sync.Mutex // serialises nonce lookup and send, so concurrent calls get distinct nonces
+}
+
+func newSender(b Backend, chainID *big.Int, key *ecdsa.PrivateKey, opts []Option) (*sender, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if b == nil || key == nil || chainID == nil {
+		return nil, fmt.Errorf("%w: backend, key and chain id are required", ErrInvalidConfig)
+	}
+	return &sender{
+		b: b, key: key, from: crypto.PubkeyToAddress(key.PublicKey), chainID: chainID,
+		signer: types.LatestSignerForChainID(chainID), cfg: cfg,
+	}, nil
+}
+
+// send submits a transaction calling to (nil: contract creation) with data
+// and waits for its receipt. A reverted transaction returns its receipt and
+// an error wrapping ErrReverted.
+func (s *sender) send(ctx context.Context, to *common.Address, data []byte) (*types.Receipt, error) {
+	tx, err := s.signAndSend(ctx, to, data)
+	if err != nil {
+		return nil, err
+	}
+	rcpt, err := s.wait(ctx, tx.Hash())
+	if err != nil {
+		return nil, err
+	}
+	if rcpt.Status != types.ReceiptStatusSuccessful {
+		// Replay the call on the block's state for the revert data.
+		msg := ethereum.CallMsg{From: s.from, To: to, Data: data, Gas: tx.Gas()}
+		_, cerr := s.b.CallContract(ctx, msg, rcpt.BlockNumber)
+		if cerr = classify(cerr); errors.Is(cerr, ErrReverted) {
+			return rcpt, fmt.Errorf("tx %s: %w", tx.Hash(), cerr)
+		}
+		return rcpt, fmt.Errorf("tx %s: %w (gas used %d of %d)", tx.Hash(), ErrReverted, rcpt.GasUsed, tx.Gas())
+	}
+	return rcpt, nil
+}
+
+// sendPacked returns send bound to ctx and to, taking a TryPack result, so
+// that arguments the ABI cannot encode (negative or oversized amounts) are an
+// error rather than a panic.
+func (s *sender) sendPacked(ctx context.Context, to *common.Address) func([]byte, error) (*types.Receipt, error) {
+	return func(data []byte, err error) (*types.Receipt, error) {
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+		}
+		return s.send(ctx, to, data)
+	}
+}
+
+func (s *sender) signAndSend(ctx context.Context, to *common.Address, data []byte) (*types.Transaction, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gas, err := s.b.EstimateGas(ctx, ethereum.CallMsg{From: s.from, To: to, Data: data})
+	if err != nil {
+		return nil, fmt.Errorf("estimate gas: %w", classify(err))
+	}
+	nonce, err := s.b.PendingNonceAt(ctx, s.from)
+	if err != nil {
+		return nil, fmt.Errorf("pending nonce: %w", err)
+	}
+	tip, err := s.b.SuggestGasTipCap(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("suggest gas tip: %w", err)
+	}
+	head, err := s.b.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("latest header: %w", err)
+	}
+	feeCap := new(big.Int).Set(tip)
+	if head.BaseFee != nil {
+		feeCap.Add(feeCap, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
+	}
+	tx, err := types.SignNewTx(s.key, s.signer, &types.DynamicFeeTx{
+		ChainID:   s.chainID,
+		Nonce:     nonce,
+		GasTipCap: tip,
+		GasFeeCap: feeCap,
+		Gas:       gas + gas/5, // estimates are exact; the margin absorbs state changes before inclusion
+		To:        to,
+		Data:      data,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign transaction: %w", err)
+	}
+	if err := s.b.SendTransaction(ctx, tx); err != nil {
+		return nil, fmt.Errorf("send transaction: %w", classify(err))
+	}
+	return tx, nil
+}
+
+func (s *sender) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.receiptTimeout)
+	defer cancel()
+	t := time.NewTicker(s.cfg.pollInterval)
+	defer t.Stop()
+	var lastErr error
+	for {
+		rcpt, err := s.b.TransactionReceipt(ctx, hash)
+		if err == nil {
+			// A node can serve the receipt before its block is the head that
+			// "latest" reads use; wait for the head so that reads after a
+			// transaction see its effects.
+			var head *types.Header
+			if head, err = s.b.HeaderByNumber(ctx, nil); err == nil && head.Number.Cmp(rcpt.BlockNumber) >= 0 {
+				return rcpt, nil
+			}
+		}
+		if err != nil && !errors.Is(err, ethereum.NotFound) {
+			lastErr = err
+		}
+		select {
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return nil, fmt.Errorf("tx %s: %w after %s (last error: %v)", hash, ErrReceiptTimeout, s.cfg.receiptTimeout, lastErr)
+			}
+			return nil, fmt.Errorf("tx %s: wait for receipt: %w", hash, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sender) call(ctx context.Context, to common.Address, data []byte) ([]byte, error) {
+	out, err := s.b.CallContract(ctx, ethereum.CallMsg{From: s.from, To: &to, Data: data}, nil)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return out, nil
+}
+
+// Client submits escrow and token transactions from one key and reads
+// balances. Methods are safe for concurrent use; each transaction method
+// blocks until its receipt arrives (or the receipt timeout) and returns it.
+type Client struct {
+	s      *sender
+	c      Contracts
+	escrow *bindings.Escrow
+	token  *bindings.IPSXToken
+}
+
+// NewClient returns a client for the deployment c that signs with key. It
+// does no I/O; see LoadContracts to locate a deployment from the escrow
+// address.
+func NewClient(b Backend, c Contracts, key *ecdsa.PrivateKey, opts ...Option) (*Client, error) {
+	s, err := newSender(b, c.ChainID, key, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{s: s, c: c, escrow: bindings.NewEscrow(), token: bindings.NewIPSXToken()}, nil
+}
+
+// LoadContracts reads the chain id and the escrow's token address.
+func LoadContracts(ctx context.Context, b Backend, escrow common.Address) (Contracts, error) {
+	id, err := b.ChainID(ctx)
+	if err != nil {
+		return Contracts{}, fmt.Errorf("chain id: %w", err)
+	}
+	code, err := b.CodeAt(ctx, escrow, nil)
+	if err != nil {
+		return Contracts{}, fmt.Errorf("escrow code: %w", err)
+	}
+	if len(code) == 0 {
+		return Contracts{}, fmt.Errorf("%w: escrow %s", ErrNoContract, escrow)
+	}
+	e := bindings.NewEscrow()
+	out, err := b.CallContract(ctx, ethereum.CallMsg{To: &escrow, Data: e.PackToken()}, nil)
+	if err != nil {
+		return Contracts{}, fmt.Errorf("escrow token: %w", classify(err))
+	}
+	token, err := e.UnpackToken(out)
+	if err != nil {
+		return Contracts{}, fmt.Errorf("escrow token: %w", err)
+	}
+	return Contracts{ChainID: id, Token: token, Escrow: escrow}, nil
+}
+
+// Address is the client's account.
+func (c *Client) Address() common.Address { return c.s.from }
+
+// Contracts is the deployment the client talks to.
+func (c *Client) Contracts() Contracts { return c.c }
+
+// Deposit approves the escrow for amount (if the allowance is short) and
+// deposits amount into the caller's free balance. It returns the deposit's
+// receipt.
+func (c *Client) Deposit(ctx context.Context, amount *big.Int) (*types.Receipt, error) {
+	if amount == nil || amount.Sign() <= 0 {
+		return nil, fmt.Errorf("deposit %v: %w: amount must be positive", amount, ErrInvalidArgument)
+	}
+	out, err := c.s.call(ctx, c.c.Token, c.token.PackAllowance(c.s.from, c.c.Escrow))
+	if err != nil {
+		return nil, fmt.Errorf("deposit: allowance: %w", err)
+	}
+	allowance, err := c.token.UnpackAllowance(out)
+	if err != nil {
+		return nil, fmt.Errorf("deposit: allowance: %w", err)
+	}
+	if allowance.Cmp(amount) < 0 {
+		if _, err := c.s.sendPacked(ctx, &c.c.Token)(c.token.TryPackApprove(c.c.Escrow, amount)); err != nil {
+			return nil, fmt.Errorf("deposit: approve %s: %w", amount, err)
+		}
+	}
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackDeposit(amount))
+	if err != nil {
+		return r, fmt.Errorf("deposit %s: %w", amount, err)
+	}
+	return r, nil
+}
+
+// Withdraw moves amount from the caller's free escrow balance to its wallet.
+func (c *Client) Withdraw(ctx context.Context, amount *big.Int) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackWithdraw(amount))
+	if err != nil {
+		return r, fmt.Errorf("withdraw %s: %w", amount, err)
+	}
+	return r, nil
+}
+
+// Transfer sends amount tokens from the caller's wallet to to.
+func (c *Client) Transfer(ctx context.Context, to common.Address, amount *big.Int) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Token)(c.token.TryPackTransfer(to, amount))
+	if err != nil {
+		return r, fmt.Errorf("transfer %s to %s: %w", amount, to, err)
+	}
+	return r, nil
+}
+
+// Open opens the deal t with both parties' signatures over its id.
+func (c *Client) Open(ctx context.Context, t agreement.Terms, providerSig, requesterSig []byte) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackOpen(dealArg(t), providerSig, requesterSig))
+	if err != nil {
+		return r, fmt.Errorf("open deal %s: %w", t.ID(c.c.Domain()), err)
+	}
+	return r, nil
+}
+
+// Settle pays the provider (the caller) with the requester-signed voucher.
+func (c *Client) Settle(ctx context.Context, t agreement.Terms, v agreement.Voucher, requesterSig []byte) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackSettle(dealArg(t), voucherArg(v), requesterSig))
+	if err != nil {
+		return r, fmt.Errorf("settle deal %s: %w", t.ID(c.c.Domain()), err)
+	}
+	return r, nil
+}
+
+// Refund returns an unsettled deal's reservation to its requester after
+// the deadline plus the escrow's grace period.
+func (c *Client) Refund(ctx context.Context, t agreement.Terms) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackRefund(dealArg(t)))
+	if err != nil {
+		return r, fmt.Errorf("refund deal %s: %w", t.ID(c.c.Domain()), err)
+	}
+	return r, nil
+}
+
+// Cancel closes an open deal with both parties' signatures over
+// agreement.CancelDigest.
+func (c *Client) Cancel(ctx context.Context, t agreement.Terms, providerSig, requesterSig []byte) (*types.Receipt, error) {
+	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackCancel(dealArg(t), providerSig, requesterSig))
+	if err != nil {
+		return r, fmt.Errorf("cancel deal %s: %w", t.ID(c.c.Domain()), err)
+	}
+	return r, nil
+}
+
+// Balances returns addr's wallet balance, free escrow balance and reserved
+// amount at the latest block.
+func (c *Client) Balances(ctx context.Context, addr common.Address) (Balances, error) {
+	out, err := c.s.call(ctx, c.c.Token, c.token.PackBalanceOf(addr))
+	if err != nil {
+		return Balances{}, fmt.Errorf("token balance of %s: %w", addr, err)
+	}
+	tok, err := c.token.UnpackBalanceOf(out)
+	if err != nil {
+		return Balances{}, fmt.Errorf("token balance of %s: %w", addr, err)
+	}
+	out, err = c.s.call(ctx, c.c.Escrow, c.escrow.PackAccounts(addr))
+	if err != nil {
+		return Balances{}, fmt.Errorf("escrow account of %s: %w", addr, err)
+	}
+	acc, err := c.escrow.UnpackAccounts(out)
+	if err != nil {
+		return Balances{}, fmt.Errorf("escrow account of %s: %w", addr, err)
+	}
+	return Balances{Token: tok, Escrow: acc.Balance, Reserved: acc.Reserved}, nil
+}
+
+// DealStatus returns the escrow's status of a deal id.
+func (c *Client) DealStatus(ctx context.Context, id common.Hash) (DealStatus, error) {
+	out, err := c.s.call(ctx, c.c.Escrow, c.escrow.PackDealStatus(id))
+	if err != nil {
+		return 0, fmt.Errorf("deal status %s: %w", id, err)
+	}
+	s, err := c.escrow.UnpackDealStatus(out)
+	if err != nil {
+		return 0, fmt.Errorf("deal status %s: %w", id, err)
+	}
+	return DealStatus(s), nil
+}
+
+// DealID asks the contract for the id of t; it equals t.ID(Contracts().Domain()).
+func (c *Client) DealID(ctx context.Context, t agreement.Terms) (common.Hash, error) {
+	data, err := c.escrow.TryPackDealId(dealArg(t))
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	out, err := c.s.call(ctx, c.c.Escrow, data)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("deal id: %w", err)
+	}
+	id, err := c.escrow.UnpackDealId(out)
+	return id, err
+}
+
+// VoucherDigest asks the contract for the digest of v; it equals
+// v.Digest(Contracts().Domain()).
+func (c *Client) VoucherDigest(ctx context.Context, v agreement.Voucher) (common.Hash, error) {
+	data, err := c.escrow.TryPackVoucherDigest(voucherArg(v))
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("%w: %v", ErrInvalidArgument, err)
+	}
+	out, err := c.s.call(ctx, c.c.Escrow, data)
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("voucher digest: %w", err)
+	}
+	d, err := c.escrow.UnpackVoucherDigest(out)
+	return d, err
+}
+
+// CancelDigest asks the contract for the digest of Cancel{id}; it equals
+// agreement.CancelDigest(Contracts().Domain(), id).
+func (c *Client) CancelDigest(ctx context.Context, id common.Hash) (common.Hash, error) {
+	out, err := c.s.call(ctx, c.c.Escrow, c.escrow.PackCancelDigest(id))
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("cancel digest: %w", err)
+	}
+	d, err := c.escrow.UnpackCancelDigest(out)
+	return d, err
+}
+
+func orZero(x *big.Int) *big.Int {
+	if x == nil {
+		return new(big.Int)
+	}
+	return x
+}
+
+func dealArg(t agreement.Terms) bindings.EscrowDeal {
+	return bindings.EscrowDeal{
+		OfferId:        t.OfferID,
+		RequestId:      t.RequestID,
+		Provider:       t.Provider,
+		Requester:      t.Requester,
+		Ips:            t.IPs,
+		PricePerIpHour: orZero(t.PricePerIPHour),
+		PricePerGB:     orZero(t.PricePerGB),
+		MaxAmount:      orZero(t.MaxAmount),
+		Start:          t.Start,
+		Deadline:       t.Deadline,
+		Nonce:          t.Nonce,
+	}
+}
+
+func voucherArg(v agreement.Voucher) bindings.EscrowVoucher {
+	return bindings.EscrowVoucher{DealId: v.DealID, Amount: orZero(v.Amount), ByteCount: v.Bytes, ConnLogHash: v.ConnLogHash}
+}
+
+// DeployConfig parameterises a new deployment.
+type DeployConfig struct {
+	Treasury      common.Address // receives the commission in its escrow balance
+	CommissionBps uint16         // at most 500 (5%)
+	GraceSeconds  uint64         // refund possible from deadline + grace
+}
+
+// Deploy deploys IPSXToken (its whole supply goes to key's address) and an
+// Escrow for it, waiting for both receipts.
+func Deploy(ctx context.Context, b Backend, key *ecdsa.PrivateKey, cfg DeployConfig, opts ...Option) (Contracts, error) {
+	if cfg.CommissionBps > 500 || cfg.Treasury == (common.Address{}) {
+		return Contracts{}, fmt.Errorf("%w: commission %d bps (max 500), treasury %s", ErrInvalidConfig, cfg.CommissionBps, cfg.Treasury)
+	}
+	id, err := b.ChainID(ctx)
+	if err != nil {
+		return Contracts{}, fmt.Errorf("deploy: chain id: %w", err)
+	}
+	s, err := newSender(b, id, key, opts)
+	if err != nil {
+		return Contracts{}, err
+	}
+	rt, err := s.send(ctx, nil, common.FromHex(bindings.IPSXTokenMetaData.Bin))
+	if err != nil {
+		return Contracts{}, fmt.Errorf("deploy token: %w", err)
+	}
+	ctor := bindings.NewEscrow().PackConstructor(rt.ContractAddress, cfg.Treasury, cfg.CommissionBps, cfg.GraceSeconds)
+	re, err := s.send(ctx, nil, append(common.FromHex(bindings.EscrowMetaData.Bin), ctor...))
+	if err != nil {
+		return Contracts{}, fmt.Errorf("deploy escrow: %w", err)
+	}
+	return Contracts{ChainID: id, Token: rt.ContractAddress, Escrow: re.ContractAddress}, nil
+}

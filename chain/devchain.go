@@ -1,0 +1,414 @@
+package chain
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math/big"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/common/hexutil"
+	"github.com/ethereum/go-ethereum/core"
+	"github.com/ethereum/go-ethereum/core/types"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ethereum/go-ethereum/eth"
+	"github.com/ethereum/go-ethereum/eth/catalyst"
+	"github.com/ethereum/go-ethereum/eth/ethconfig"
+	"github.com/ethereum/go-ethereum/eth/filters"
+	"github.com/ethereum/go-ethereum/ethclient"
+	"github.com/ethereum/go-ethereum/node"
+	"github.com/ethereum/go-ethereum/p2p"
+	"github.com/ethereum/go-ethereum/params"
+	"github.com/ethereum/go-ethereum/rpc"
+)
+
+// Ether is 10^18 wei; Token is one IPSX in base units (also 10^18).
+var (
+	Ether = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+	Token = new(big.Int).Exp(big.NewInt(10), big.NewInt(18), nil)
+)
+
+// DevChainID is the chain id of the dev chain (the simulated backend's).
+const DevChainID = 1337
+
+// MainnetRules returns the dev chain's config with the draft future forks
+// switched off, so that gas is priced as on mainnet today (Osaka).
+// go-ethereum v1.17.10's params.AllDevChainProtocolChanges — used by the
+// simulated backend and geth --dev — enables the draft Bogota fork, which
+// reprices storage creation.
+func MainnetRules() *params.ChainConfig {
+	c := *params.AllDevChainProtocolChanges
+	c.BogotaTime = nil
+	c.AmsterdamTime = nil
+	return &c
+}
+
+// DevKey returns the i-th well-known dev key, keccak256("ipsx devchain key
+// <i>"). Key 0 deploys the contracts, holds the token supply and is the
+// treasury. These keys are public: never use them for real funds.
+func DevKey(i int) *ecdsa.PrivateKey {
+	k, err := crypto.ToECDSA(crypto.Keccak256([]byte("ipsx devchain key " + strconv.Itoa(i))))
+	if err != nil {
+		panic(err) // a keccak output is a valid key with overwhelming probability; fixed inputs
+	}
+	return k
+}
+
+// DevChainConfig configures a DevChain. Start from DefaultDevChainConfig.
+type DevChainConfig struct {
+	// Accounts is the number of funded dev accounts, DevKey(1..Accounts).
+	Accounts int
+	// Keys are further accounts to fund (for example a testnet's nodes).
+	Keys []*ecdsa.PrivateKey
+	// ETH (wei) and Tokens (base units) each funded account gets.
+	ETH, Tokens *big.Int
+	// CommissionBps and GraceSeconds of the Escrow deployment.
+	CommissionBps uint16
+	GraceSeconds  uint64
+	// ChainConfig selects the fork rules; nil is go-ethereum's dev chain
+	// config (params.AllDevChainProtocolChanges). See MainnetRules.
+	ChainConfig *params.ChainConfig
+	// HTTPAddr is where RunDevChain serves JSON-RPC; a loopback host:port.
+	HTTPAddr string
+	// PollInterval is how often the chain's own clients poll for receipts.
+	PollInterval time.Duration
+}
+
+// DefaultDevChainConfig: 4 accounts with 1000 ETH and 1,000,000 IPSX each,
+// 1% commission, one hour of grace, JSON-RPC on 127.0.0.1:8545.
+func DefaultDevChainConfig() DevChainConfig {
+	return DevChainConfig{
+		Accounts:      4,
+		ETH:           new(big.Int).Mul(big.NewInt(1000), Ether),
+		Tokens:        new(big.Int).Mul(big.NewInt(1_000_000), Token),
+		CommissionBps: 100,
+		GraceSeconds:  3600,
+		HTTPAddr:      "127.0.0.1:8545",
+		PollInterval:  5 * time.Millisecond,
+	}
+}
+
+func (c *DevChainConfig) validate() error {
+	switch {
+	case c.Accounts < 0:
+		return fmt.Errorf("%w: negative account count", ErrInvalidConfig)
+	case c.ETH == nil || c.ETH.Sign() < 0 || c.Tokens == nil || c.Tokens.Sign() < 0:
+		return fmt.Errorf("%w: ETH and Tokens must be set and non-negative", ErrInvalidConfig)
+	case c.CommissionBps > 500:
+		return fmt.Errorf("%w: commission %d bps above 500", ErrInvalidConfig, c.CommissionBps)
+	case c.PollInterval <= 0:
+		return fmt.Errorf("%w: poll interval must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+// DevChain is an in-memory Ethereum chain with a real EVM and the IPSX
+// contracts deployed: go-ethereum's simulated backend, assembled from the
+// same parts (node, eth service, simulated beacon) so that its RPC APIs can
+// be served on a listener of our choosing. A block is sealed as soon as a
+// transaction reaches the pool, by a goroutine that StartDevChain starts and
+// Close joins; Commit and AdjustTime seal blocks on demand.
+type DevChain struct {
+	stack   *node.Node
+	backend *eth.Ethereum
+	beacon  *catalyst.SimulatedBeacon
+	client  *ethclient.Client
+	rpc     *rpc.Server // eth, net and web3 only
+
+	contracts Contracts
+	deployer  *ecdsa.PrivateKey
+	funded    []*ecdsa.PrivateKey
+	poll      time.Duration
+
+	sealMu sync.Mutex // serialises block production
+
+	stop      chan struct{}
+	loopDone  chan struct{}
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// StartDevChain starts the chain and its sealing goroutine, deploys the
+// token and escrow and funds the accounts. Close releases it.
+func StartDevChain(ctx context.Context, cfg DevChainConfig) (*DevChain, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	deployer := DevKey(0)
+	funded := make([]*ecdsa.PrivateKey, 0, cfg.Accounts+len(cfg.Keys))
+	for i := 1; i <= cfg.Accounts; i++ {
+		funded = append(funded, DevKey(i))
+	}
+	funded = append(funded, cfg.Keys...)
+
+	alloc := core.SystemContractAllocs()
+	// The deployer pays for deployment and funding transactions.
+	deployerETH := new(big.Int).Mul(big.NewInt(1_000_000), Ether)
+	maps.Copy(alloc, types.GenesisAlloc{crypto.PubkeyToAddress(deployer.PublicKey): {Balance: deployerETH}})
+	for _, k := range funded {
+		alloc[crypto.PubkeyToAddress(k.PublicKey)] = types.Account{Balance: new(big.Int).Set(cfg.ETH)}
+	}
+	chainCfg := cfg.ChainConfig
+	if chainCfg == nil {
+		chainCfg = params.AllDevChainProtocolChanges
+	}
+
+	// As simulated.NewBackend does (go-ethereum v1.17.10).
+	nodeConf := node.DefaultConfig
+	nodeConf.DataDir = ""
+	nodeConf.P2P = p2p.Config{NoDiscovery: true}
+	ethConf := ethconfig.Defaults
+	ethConf.Genesis = &core.Genesis{Config: chainCfg, GasLimit: ethconfig.Defaults.Miner.GasCeil, Alloc: alloc}
+	ethConf.SyncMode = ethconfig.FullSync
+	ethConf.TxPool.NoLocals = true
+	ethConf.LogNoHistory = true
+
+	stack, err := node.New(&nodeConf)
+	if err != nil {
+		return nil, fmt.Errorf("devchain: new node: %w", err)
+	}
+	backend, err := eth.New(stack, &ethConf)
+	if err != nil {
+		stack.Close()
+		return nil, fmt.Errorf("devchain: new eth service: %w", err)
+	}
+	filterAPI := filters.NewFilterAPI(filters.NewFilterSystem(backend.APIBackend, filters.Config{}))
+	stack.RegisterAPIs([]rpc.API{{Namespace: "eth", Service: filterAPI}})
+	if err := stack.Start(); err != nil {
+		stack.Close()
+		return nil, fmt.Errorf("devchain: start node: %w", err)
+	}
+	beacon, err := catalyst.NewSimulatedBeacon(0, common.Address{}, backend)
+	if err != nil {
+		stack.Close()
+		return nil, fmt.Errorf("devchain: simulated beacon: %w", err)
+	}
+	if err := beacon.Fork(backend.BlockChain().GetCanonicalHash(0)); err != nil {
+		stack.Close()
+		return nil, fmt.Errorf("devchain: reset to genesis: %w", err)
+	}
+
+	// Served APIs: only eth, net and web3 — not admin, debug, miner or txpool.
+	srv := rpc.NewServer()
+	for _, api := range backend.APIs() {
+		if api.Namespace == "eth" || api.Namespace == "net" {
+			if err := srv.RegisterName(api.Namespace, api.Service); err != nil {
+				stack.Close()
+				return nil, fmt.Errorf("devchain: register %s api: %w", api.Namespace, err)
+			}
+		}
+	}
+	if err := errors.Join(srv.RegisterName("eth", filterAPI), srv.RegisterName("web3", web3API{})); err != nil {
+		stack.Close()
+		return nil, fmt.Errorf("devchain: register api: %w", err)
+	}
+
+	dc := &DevChain{
+		stack: stack, backend: backend, beacon: beacon,
+		client: ethclient.NewClient(stack.Attach()), rpc: srv,
+		deployer: deployer, funded: funded, poll: cfg.PollInterval,
+		stop: make(chan struct{}), loopDone: make(chan struct{}),
+	}
+	sub := make(chan core.NewTxsEvent, 16)
+	subscription := backend.TxPool().SubscribeTransactions(sub, true)
+	go dc.sealLoop(sub, subscription.Unsubscribe)
+
+	if err := dc.setup(ctx, cfg); err != nil {
+		dc.Close()
+		return nil, err
+	}
+	return dc, nil
+}
+
+func (dc *DevChain) setup(ctx context.Context, cfg DevChainConfig) error {
+	deployerAddr := crypto.PubkeyToAddress(dc.deployer.PublicKey)
+	c, err := Deploy(ctx, dc.client, dc.deployer, DeployConfig{
+		Treasury: deployerAddr, CommissionBps: cfg.CommissionBps, GraceSeconds: cfg.GraceSeconds,
+	}, WithPollInterval(dc.poll))
+	if err != nil {
+		return fmt.Errorf("devchain: %w", err)
+	}
+	dc.contracts = c
+	if cfg.Tokens.Sign() == 0 {
+		return nil
+	}
+	cl, err := dc.NewClient(dc.deployer)
+	if err != nil {
+		return err
+	}
+	for _, k := range dc.funded {
+		if _, err := cl.Transfer(ctx, crypto.PubkeyToAddress(k.PublicKey), cfg.Tokens); err != nil {
+			return fmt.Errorf("devchain: fund: %w", err)
+		}
+	}
+	return nil
+}
+
+// sealLoop seals a block whenever transactions arrive, until Close.
+func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
+	defer close(dc.loopDone)
+	defer unsubscribe()
+	for {
+		select {
+		case <-dc.stop:
+			return
+		case <-txs:
+			dc.sealPending()
+		}
+	}
+}
+
+// sealPending commits until no executable transaction is left.
+func (dc *DevChain) sealPending() {
+	dc.sealMu.Lock()
+	defer dc.sealMu.Unlock()
+	for i := 0; i < 16; i++ {
+		dc.beacon.Commit()
+		if err := dc.backend.TxPool().Sync(); err != nil {
+			return
+		}
+		if pending, _ := dc.backend.TxPool().Stats(); pending == 0 {
+			return
+		}
+	}
+}
+
+// Commit seals a block with the pending transactions and returns its hash.
+func (dc *DevChain) Commit() common.Hash {
+	dc.sealMu.Lock()
+	defer dc.sealMu.Unlock()
+	return dc.beacon.Commit()
+}
+
+// AdjustTime seals an empty block d later than the latest one, moving the
+// chain's clock forward. It fails if transactions are pending.
+func (dc *DevChain) AdjustTime(d time.Duration) error {
+	dc.sealMu.Lock()
+	defer dc.sealMu.Unlock()
+	if err := dc.beacon.AdjustTime(d); err != nil {
+		return fmt.Errorf("devchain: adjust time: %w", err)
+	}
+	return nil
+}
+
+// Client is an in-process JSON-RPC client of the chain.
+func (dc *DevChain) Client() Backend { return dc.client }
+
+// Contracts is the deployment on this chain.
+func (dc *DevChain) Contracts() Contracts { return dc.contracts }
+
+// Deployer is the key that deployed the contracts, holds the rest of the
+// token supply and is the treasury.
+func (dc *DevChain) Deployer() *ecdsa.PrivateKey { return dc.deployer }
+
+// Funded returns the funded accounts' keys: DevKey(1..Accounts), then Keys.
+func (dc *DevChain) Funded() []*ecdsa.PrivateKey {
+	return append([]*ecdsa.PrivateKey(nil), dc.funded...)
+}
+
+// NewClient returns an escrow client on this chain signing with key.
+func (dc *DevChain) NewClient(key *ecdsa.PrivateKey, opts ...Option) (*Client, error) {
+	return NewClient(dc.client, dc.contracts, key, append([]Option{WithPollInterval(dc.poll)}, opts...)...)
+}
+
+// Serve serves the chain's eth, net and web3 JSON-RPC APIs over HTTP on ln
+// until ctx is done, then shuts the server down. It returns nil after ctx
+// is done.
+func (dc *DevChain) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{Handler: dc.rpc, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("devchain: serve: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	<-errc // http.ErrServerClosed
+	if err != nil {
+		return fmt.Errorf("devchain: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Listen opens a TCP listener on addr, which must be a loopback address
+// (the dev keys are public; the chain is for this machine only).
+func Listen(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrInvalidConfig, addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("%w: listen address %q is not loopback", ErrInvalidConfig, addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("devchain: %w", err)
+	}
+	return ln, nil
+}
+
+// ListenAndServe serves on a loopback addr until ctx is done.
+func (dc *DevChain) ListenAndServe(ctx context.Context, addr string) error {
+	ln, err := Listen(addr)
+	if err != nil {
+		return err
+	}
+	return dc.Serve(ctx, ln)
+}
+
+// Close stops sealing and the node. It is safe to call more than once.
+func (dc *DevChain) Close() error {
+	dc.closeOnce.Do(func() {
+		close(dc.stop)
+		<-dc.loopDone
+		dc.rpc.Stop()
+		dc.client.Close()
+		dc.closeErr = errors.Join(dc.beacon.Stop(), dc.stack.Close())
+	})
+	return dc.closeErr
+}
+
+// RunDevChain starts a dev chain, serves it over JSON-RPC on cfg.HTTPAddr
+// and writes its chain id, RPC URL, contract addresses and the funded dev
+// accounts with their (public, dev-only) keys to out, one "name: value" per
+// line. It returns when ctx is done.
+func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
+	ln, err := Listen(cfg.HTTPAddr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	dc, err := StartDevChain(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer dc.Close()
+	c := dc.Contracts()
+	fmt.Fprintf(out, "chain id: %s\n", c.ChainID)
+	fmt.Fprintf(out, "token: %s\n", c.Token)
+	fmt.Fprintf(out, "escrow: %s\n", c.Escrow)
+	fmt.Fprintf(out, "treasury: %s\n", crypto.PubkeyToAddress(dc.deployer.PublicKey))
+	for i, k := range dc.funded {
+		fmt.Fprintf(out, "account %d: %s key %s\n", i+1, crypto.PubkeyToAddress(k.PublicKey), hexutil.Encode(crypto.FromECDSA(k)))
+	}
+	fmt.Fprintf(out, "rpc: http://%s\n", ln.Addr())
+	return dc.Serve(ctx, ln)
+}
+
+// web3API serves web3_clientVersion and web3_sha3, which wallets probe.
+type web3API struct{}
+
+func (web3API) ClientVersion() string { return "ipsx-devchain" }
+
+func (web3API) Sha3(input hexutil.Bytes) hexutil.Bytes { return crypto.Keccak256(input) }
