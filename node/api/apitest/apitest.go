@@ -1,0 +1,281 @@
+// Package apitest is a Backend for tests of the local API, the SDK and the
+// CLI: a real orderbook.Book over real badger in a temporary directory,
+// real signing and the real orderbook.Validate, so it behaves like a node
+// minus gossip. It is for tests only; nothing in the node imports it.
+package apitest
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/node/api"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+)
+
+// Domain is the EIP-712 domain of the test backend.
+var Domain = orderbook.Domain{ChainID: 1337, VerifyingContract: common.HexToAddress("0x00000000000000000000000000000000000E5C40")}
+
+// Backend implements api.Backend over a real book.
+type Backend struct {
+	Key    *ecdsa.PrivateKey
+	Book   *orderbook.Book
+	Params orderbook.Params
+	// Balances, when set, is the escrow view (the anti-spam rule).
+	Balances orderbook.BalanceView
+	started  time.Time
+
+	mu    sync.Mutex // guards subs, next, nonce
+	subs  map[int]chan sdk.Event
+	next  int
+	nonce uint64
+}
+
+var _ api.Backend = (*Backend)(nil)
+
+// NewBackend opens a book in t.TempDir() with a fresh key.
+func NewBackend(t testing.TB) *Backend {
+	t.Helper()
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	maker := crypto.PubkeyToAddress(key.PublicKey)
+	return &Backend{
+		Key:     key,
+		Book:    orderbook.NewBook(db, orderbook.BookConfig{Own: maker}),
+		Params:  orderbook.DefaultParams(Domain),
+		started: time.Now(),
+		subs:    map[int]chan sdk.Event{},
+	}
+}
+
+// Server starts an api.Server for b on a loopback httptest server, closed
+// at the end of the test, and returns it with its bearer token.
+func (b *Backend) Server(t testing.TB, opts ...api.Option) (*httptest.Server, string) {
+	t.Helper()
+	const token = "test-token-0123456789abcdef0123456789abcdef"
+	ts := httptest.NewServer(api.New(b, token, opts...).Handler())
+	t.Cleanup(ts.Close)
+	return ts, token
+}
+
+func (b *Backend) Status(context.Context) sdk.Status {
+	own, _ := b.Orders(context.Background(), orderbook.Query{Maker: b.Maker()})
+	return sdk.Status{
+		Version:     "test",
+		PeerID:      "16Uiu2HAtest",
+		Address:     b.Maker().Hex(),
+		ChainID:     Domain.ChainID,
+		Escrow:      Domain.VerifyingContract.Hex(),
+		ListenAddrs: []string{"/ip4/127.0.0.1/tcp/4001"},
+		Shards:      []sdk.ShardStatus{{Country: "DE", Peers: 0, Synced: true}},
+		Orders:      b.Book.Count(),
+		OwnOrders:   len(own),
+		Uptime:      time.Since(b.started).Round(time.Second).String(),
+		Started:     b.started.UTC(),
+	}
+}
+
+func (b *Backend) Maker() common.Address { return crypto.PubkeyToAddress(b.Key.PublicKey) }
+
+func (b *Backend) CreateOffer(ctx context.Context, p sdk.OfferParams) (*orderbook.Order, error) {
+	o, err := p.Order(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return b.sign(o)
+}
+
+func (b *Backend) CreateRequest(ctx context.Context, p sdk.RequestParams) (*orderbook.Order, error) {
+	o, err := p.Order(time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return b.sign(o)
+}
+
+func (b *Backend) sign(o *orderbook.Order) (*orderbook.Order, error) {
+	b.mu.Lock()
+	b.nonce++
+	o.Nonce = b.nonce
+	b.mu.Unlock()
+	o.ChainID, o.VerifyingContract = Domain.ChainID, Domain.VerifyingContract
+	if err := o.Sign(b.Key); err != nil {
+		return nil, err
+	}
+	return o, b.add(o)
+}
+
+func (b *Backend) Import(ctx context.Context, o *orderbook.Order) error { return b.add(o) }
+
+func (b *Backend) add(o *orderbook.Order) error {
+	enc, err := json.Marshal(o)
+	if err != nil {
+		return fmt.Errorf("%w: %v", orderbook.ErrMalformed, err)
+	}
+	if err := orderbook.Validate(o, len(enc), time.Now(), b.Params, b.Book, b.Balances); err != nil {
+		return err
+	}
+	res, err := b.Book.Add(o)
+	if err != nil {
+		return err
+	}
+	if res.Superseded != nil {
+		b.Publish("order.removed", sdk.OrderEvent{Order: res.Superseded, Reason: "superseded"})
+	}
+	b.Publish("order.added", sdk.OrderEvent{Order: o})
+	return nil
+}
+
+func (b *Backend) Cancel(ctx context.Context, id common.Hash) (*orderbook.Cancel, error) {
+	o, err := b.Book.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	if o.Maker != b.Maker() {
+		return nil, fmt.Errorf("%w: order %s is %s's, not this node's", orderbook.ErrWrongSigner, id.Hex(), o.Maker.Hex())
+	}
+	c := &orderbook.Cancel{ChainID: Domain.ChainID, VerifyingContract: Domain.VerifyingContract, OrderID: id, Created: uint64(time.Now().Unix())}
+	if err := c.Sign(b.Key); err != nil {
+		return nil, err
+	}
+	if err := orderbook.ValidateCancel(c, time.Now(), b.Params); err != nil {
+		return nil, err
+	}
+	if _, err := b.Book.Cancel(c); err != nil {
+		return nil, err
+	}
+	b.Publish("order.removed", sdk.OrderEvent{Order: o, Reason: "cancelled"})
+	return c, nil
+}
+
+// Orders filters on kind and maker itself: Book.List filters kind only
+// within a country.
+func (b *Backend) Orders(ctx context.Context, q orderbook.Query) ([]*orderbook.Order, error) {
+	all, err := b.Book.List(q)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, o := range all {
+		if (q.Kind == 0 || o.Kind == q.Kind) && (q.Maker == (common.Address{}) || o.Maker == q.Maker) {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+func (b *Backend) Order(ctx context.Context, id common.Hash) (*orderbook.Order, error) {
+	return b.Book.Get(id)
+}
+
+// Subscribe hands out a channel of 64 events; a subscriber that falls
+// behind gets a last "error" event and is dropped, as the node does.
+func (b *Backend) Subscribe() (<-chan sdk.Event, func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	id := b.next
+	b.next++
+	ch := make(chan sdk.Event, 64)
+	b.subs[id] = ch
+	return ch, func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if c, ok := b.subs[id]; ok {
+			delete(b.subs, id)
+			close(c)
+		}
+	}
+}
+
+// Subscribers is the number of open subscriptions.
+func (b *Backend) Subscribers() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.subs)
+}
+
+// Publish sends an event to every subscriber.
+func (b *Backend) Publish(typ string, data any) {
+	raw, _ := json.Marshal(data)
+	ev := sdk.Event{Type: typ, Time: time.Now().UTC(), Data: raw}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id, ch := range b.subs {
+		if len(ch) >= cap(ch)-1 {
+			ch <- sdk.Event{Type: "error", Time: ev.Time, Data: json.RawMessage(`{"error":"subscriber too slow"}`)}
+			close(ch)
+			delete(b.subs, id)
+			continue
+		}
+		ch <- ev
+	}
+}
+
+// Offer returns a valid unsigned offer in DE under Domain, created now.
+func Offer() *orderbook.Order {
+	now := uint64(time.Now().Unix())
+	return &orderbook.Order{
+		Kind: orderbook.KindOffer, ChainID: Domain.ChainID, VerifyingContract: Domain.VerifyingContract,
+		Nonce: uint64(time.Now().UnixNano()), Created: now, Expires: now + 3600,
+		Location: orderbook.Location{Country: "DE"}, IPType: orderbook.IPResidential, IPs: 2,
+		Protocols: orderbook.ProtoTCP, PricePerHour: big.NewInt(1000), PricePerGB: big.NewInt(50),
+		MinDuration: 60, MaxDuration: 86400, Bandwidth: 100,
+	}
+}
+
+// Request returns a valid unsigned request in DE under Domain, created now.
+func Request() *orderbook.Order {
+	now := uint64(time.Now().Unix())
+	return &orderbook.Order{
+		Kind: orderbook.KindRequest, ChainID: Domain.ChainID, VerifyingContract: Domain.VerifyingContract,
+		Nonce: uint64(time.Now().UnixNano()), Created: now, Expires: now + 3600,
+		Location: orderbook.Location{Country: "DE"}, IPType: orderbook.IPAny, IPs: 1,
+		Protocols: orderbook.ProtoTCP, PricePerHour: big.NewInt(2000), PricePerGB: big.NewInt(100),
+		Duration: 3600, Bandwidth: 10,
+	}
+}
+
+// Signed signs o with a fresh key (an order made elsewhere) and returns it.
+func Signed(t testing.TB, o *orderbook.Order) *orderbook.Order {
+	t.Helper()
+	key, err := crypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Sign(key); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// OfferParams are valid params of an offer in DE.
+func OfferParams() sdk.OfferParams {
+	return sdk.OfferParams{
+		Country: "DE", IPType: "residential", IPs: 2, PricePerHour: "1000", PricePerGB: "50",
+		MinDuration: 60, MaxDuration: 86400, Bandwidth: 100,
+	}
+}
+
+// RequestParams are valid params of a request in DE.
+func RequestParams() sdk.RequestParams {
+	return sdk.RequestParams{
+		Country: "DE", IPType: "any", IPs: 1, Duration: 3600, MaxPricePerHour: "2000", MaxPricePerGB: "100",
+	}
+}

@@ -1,0 +1,37 @@
+package api
+
+import (
+	"context"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+)
+
+// Backend is what the API serves. node.Node implements it. Methods may be
+// called concurrently; returned values belong to the caller. Errors wrap
+// orderbook's sentinels (ErrMalformed, ErrBadSignature, ErrExpired,
+// ErrNotFound, ...) so the server can map them to status codes; anything
+// else is a 500.
+type Backend interface {
+	Status(ctx context.Context) sdk.Status
+	// CreateOffer and CreateRequest fill in, sign, validate, store and
+	// publish an order of the node's own key.
+	CreateOffer(ctx context.Context, p sdk.OfferParams) (*orderbook.Order, error)
+	CreateRequest(ctx context.Context, p sdk.RequestParams) (*orderbook.Order, error)
+	// Import validates, stores and publishes an order signed elsewhere.
+	Import(ctx context.Context, o *orderbook.Order) error
+	// Cancel signs and publishes a cancel of one of the node's own orders.
+	Cancel(ctx context.Context, id common.Hash) (*orderbook.Cancel, error)
+	// Orders lists the book (q.Country, q.Kind, q.Maker as filters).
+	Orders(ctx context.Context, q orderbook.Query) ([]*orderbook.Order, error)
+	// Order returns one order by id (orderbook.ErrNotFound if unknown).
+	Order(ctx context.Context, id common.Hash) (*orderbook.Order, error)
+	// Maker is the node's own address (its orders are q.Maker == Maker()).
+	Maker() common.Address
+	// Subscribe returns a channel of events and a function to stop. The
+	// channel is closed when the subscription ends (stop called, or the
+	// subscriber fell too far behind: then a last event of type
+	// "error" explains).
+	Subscribe() (<-chan sdk.Event, func())
+}

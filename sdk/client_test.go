@@ -1,0 +1,238 @@
+package sdk_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/node/api/apitest"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func newClient(t *testing.T) (*sdk.Client, *apitest.Backend) {
+	b := apitest.NewBackend(t)
+	ts, token := b.Server(t)
+	return sdk.NewClient(ts.URL, token, sdk.WithHTTPClient(ts.Client())), b
+}
+
+func TestClient(t *testing.T) {
+	c, b := newClient(t)
+	ctx := t.Context()
+
+	st, err := c.Status(ctx)
+	if err != nil || st.Address != b.Maker().Hex() || st.ChainID != apitest.Domain.ChainID {
+		t.Fatalf("status %+v: %v", st, err)
+	}
+	offer, err := c.CreateOffer(ctx, apitest.OfferParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if signer, err := offer.Signer(); err != nil || signer != b.Maker() || offer.Kind != orderbook.KindOffer {
+		t.Fatalf("offer %+v signed by %s: %v", offer, signer, err)
+	}
+	req, err := c.CreateRequest(ctx, apitest.RequestParams())
+	if err != nil || req.Kind != orderbook.KindRequest {
+		t.Fatalf("request %+v: %v", req, err)
+	}
+	foreign := apitest.Signed(t, apitest.Offer())
+	imported, err := c.ImportOrder(ctx, foreign)
+	if err != nil || imported.ID() != foreign.ID() {
+		t.Fatalf("import: %v", err)
+	}
+
+	ids := func(os []*orderbook.Order) []common.Hash {
+		var out []common.Hash
+		for _, o := range os {
+			out = append(out, o.ID())
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name string
+		get  func() ([]*orderbook.Order, error)
+		want int
+	}{
+		{"offers", func() ([]*orderbook.Order, error) { return c.Offers(ctx) }, 1},
+		{"requests", func() ([]*orderbook.Order, error) { return c.Requests(ctx) }, 1},
+		{"book", func() ([]*orderbook.Order, error) { return c.Book(ctx, "DE") }, 3},
+		{"book offers", func() ([]*orderbook.Order, error) { return c.Book(ctx, "DE", orderbook.KindOffer) }, 2},
+		{"book both kinds", func() ([]*orderbook.Order, error) {
+			return c.Book(ctx, "DE", orderbook.KindOffer, orderbook.KindRequest)
+		}, 3},
+		{"book elsewhere", func() ([]*orderbook.Order, error) { return c.Book(ctx, "FR") }, 0},
+	} {
+		got, err := tc.get()
+		if err != nil || len(got) != tc.want {
+			t.Fatalf("%s: %v: %v", tc.name, ids(got), err)
+		}
+	}
+
+	got, err := c.Order(ctx, offer.ID())
+	if err != nil || got.ID() != offer.ID() {
+		t.Fatalf("order: %v", err)
+	}
+	cancel, err := c.CancelOrder(ctx, offer.ID())
+	if err != nil || cancel.OrderID != offer.ID() {
+		t.Fatalf("cancel: %v", err)
+	}
+	_, err = c.Order(ctx, offer.ID())
+	var ae *sdk.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 404 || ae.Code != "not_found" || !errors.Is(err, orderbook.ErrNotFound) {
+		t.Fatalf("order after cancel: %#v", err)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	c, _ := newClient(t)
+	ctx := t.Context()
+	p := apitest.OfferParams()
+	p.Country = "XX"
+	_, err := c.CreateOffer(ctx, p)
+	var ae *sdk.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 400 || ae.Code != "unknown_country" || !strings.Contains(ae.Message, "country") {
+		t.Fatalf("bad country: %v", err)
+	}
+	if !errors.Is(err, orderbook.ErrUnknownCountry) {
+		t.Fatalf("errors.Is: %v", err)
+	}
+	expired := apitest.Offer()
+	expired.Created, expired.Expires = 1000, 2000
+	_, err = c.ImportOrder(ctx, apitest.Signed(t, expired))
+	if !errors.Is(err, orderbook.ErrExpired) {
+		t.Fatalf("expired: %v", err)
+	}
+	_, err = c.ImportOrderJSON(ctx, []byte(`{"kind":"offer"`))
+	if !errors.Is(err, orderbook.ErrMalformed) {
+		t.Fatalf("malformed: %v", err)
+	}
+
+	// A wrong token.
+	b := apitest.NewBackend(t)
+	ts, _ := b.Server(t)
+	bad := sdk.NewClient(ts.URL, "wrong", sdk.WithHTTPClient(ts.Client()))
+	if _, err := bad.Status(ctx); !errors.As(err, &ae) || ae.StatusCode != 401 || ae.Code != "unauthorized" {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if _, err := bad.Events(ctx); !errors.As(err, &ae) || ae.StatusCode != 401 {
+		t.Fatalf("events, wrong token: %v", err)
+	}
+
+	// Not an API at all.
+	plain := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "bad gateway", http.StatusBadGateway)
+	}))
+	t.Cleanup(plain.Close)
+	pc := sdk.NewClient(strings.TrimPrefix(plain.URL, "http://"), "t", sdk.WithHTTPClient(plain.Client()))
+	if _, err := pc.Status(ctx); !errors.As(err, &ae) || ae.StatusCode != 502 || ae.Code != "" || ae.Message != "bad gateway" {
+		t.Fatalf("plain error: %v", err)
+	}
+	if _, err := sdk.NewClient("http://[::1", "t").Status(ctx); err == nil {
+		t.Fatal("bad base URL accepted")
+	}
+}
+
+func TestEvents(t *testing.T) {
+	c, b := newClient(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	events, err := c.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	offer, err := c.CreateOffer(ctx, apitest.OfferParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := <-events
+	var oe sdk.OrderEvent
+	if ev.Type != "order.added" || json.Unmarshal(ev.Data, &oe) != nil || oe.Order.ID() != offer.ID() {
+		t.Fatalf("event %+v", ev)
+	}
+	// Falling behind ends the stream with an error event.
+	for i := 0; i < 100; i++ {
+		b.Publish("order.added", map[string]int{"i": i})
+	}
+	last := sdk.Event{}
+	for ev := range events {
+		last = ev
+	}
+	if last.Type != "error" {
+		t.Fatalf("last event %+v", last)
+	}
+}
+
+func TestEventsEndWithContext(t *testing.T) {
+	c, b := newClient(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	events, err := c.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	for ev := range events {
+		t.Fatalf("event after cancel: %+v", ev)
+	}
+	// The server notices too.
+	deadline := time.Now().Add(5 * time.Second)
+	for b.Subscribers() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("subscription still open")
+		}
+		time.Sleep(5 * time.Millisecond) // polling under a deadline
+	}
+}
+
+// TestEventStreamParsing feeds streams that are not the node's.
+func TestEventStreamParsing(t *testing.T) {
+	for _, tc := range []struct {
+		name, stream string
+		want         []string // types
+		lastErr      bool
+	}{
+		{"plain data", "data: {\"a\":1}\n\n", []string{"message"}, false},
+		{"typed text", "event: ping\ndata: hello\n\n: comment\n\n", []string{"ping"}, false},
+		{"multi-line data", "event: x\ndata: 1\ndata: 2\n\n", []string{"x"}, false},
+		{"crlf", "event: x\r\ndata: {}\r\n\r\n", []string{"x"}, false},
+		{"long line", "data: " + strings.Repeat("x", sdk.MaxEventLine+10) + "\n\n", nil, true},
+		{"cut inside line", "event: x\ndata: {", nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/event-stream")
+				_, _ = io.WriteString(w, tc.stream)
+			}))
+			t.Cleanup(ts.Close)
+			c := sdk.NewClient(ts.URL, "t", sdk.WithHTTPClient(ts.Client()))
+			events, err := c.Events(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			var last sdk.Event
+			for ev := range events {
+				got = append(got, ev.Type)
+				last = ev
+			}
+			if tc.lastErr {
+				if last.Type != "error" || !strings.Contains(string(last.Data), "bad event stream") {
+					t.Fatalf("got %v, last %+v", got, last)
+				}
+				return
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,112 @@
+package sdk
+
+import (
+	"fmt"
+	"math/big"
+	"time"
+
+	"github.com/ipsx/ipsx/orderbook"
+)
+
+// DefaultTTL is the lifetime of an order whose params leave TTL at zero, in
+// seconds.
+const DefaultTTL = 24 * 3600
+
+// Order builds the unsigned offer that p describes, created at now. Maker,
+// Nonce, Version and the domain (ChainID, VerifyingContract) are left for
+// the node to fill in before it signs. Errors wrap orderbook's ErrMalformed,
+// ErrOutOfRange or ErrUnknownCountry and name the JSON field at fault; the
+// ranges themselves are orderbook.CheckFields' business.
+//
+// The API server and the node both use it, so the two agree on defaults
+// (protocols ["tcp"], TTL DefaultTTL) and on what a bad field is called.
+func (p OfferParams) Order(now time.Time) (*orderbook.Order, error) {
+	o, err := baseOrder(orderbook.KindOffer, p.Country, p.Region, p.City, p.ASN, p.IPType, p.IPs, p.Protocols, p.TTL, now)
+	if err != nil {
+		return nil, err
+	}
+	if o.IPType == orderbook.IPAny {
+		return nil, fmt.Errorf("%w: ipType: an offer is residential, mobile or datacenter, not any", orderbook.ErrOutOfRange)
+	}
+	if o.PricePerHour, err = parseAmount("pricePerHour", p.PricePerHour); err != nil {
+		return nil, err
+	}
+	if o.PricePerGB, err = parseAmount("pricePerGB", p.PricePerGB); err != nil {
+		return nil, err
+	}
+	o.MinDuration, o.MaxDuration, o.Bandwidth = p.MinDuration, p.MaxDuration, p.Bandwidth
+	return o, nil
+}
+
+// Order builds the unsigned request that p describes, created at now; see
+// OfferParams.Order.
+func (p RequestParams) Order(now time.Time) (*orderbook.Order, error) {
+	o, err := baseOrder(orderbook.KindRequest, p.Country, p.Region, p.City, p.ASN, p.IPType, p.IPs, p.Protocols, p.TTL, now)
+	if err != nil {
+		return nil, err
+	}
+	if o.PricePerHour, err = parseAmount("maxPricePerHour", p.MaxPricePerHour); err != nil {
+		return nil, err
+	}
+	if o.PricePerGB, err = parseAmount("maxPricePerGB", p.MaxPricePerGB); err != nil {
+		return nil, err
+	}
+	o.Duration, o.Bandwidth = p.Duration, p.MinBandwidth
+	return o, nil
+}
+
+func baseOrder(kind orderbook.Kind, country, region, city string, asn uint32, ipType string, ips uint32, protocols []string, ttl uint32, now time.Time) (*orderbook.Order, error) {
+	if country == "" {
+		return nil, fmt.Errorf("%w: country is required (an ISO 3166-1 alpha-2 code such as DE)", orderbook.ErrUnknownCountry)
+	}
+	if !orderbook.ValidCountry(country) {
+		return nil, fmt.Errorf("%w: country %q is not an upper-case ISO 3166-1 alpha-2 code such as DE", orderbook.ErrUnknownCountry, country)
+	}
+	if ipType == "" {
+		return nil, fmt.Errorf("%w: ipType is required (residential, mobile, datacenter; requests also any)", orderbook.ErrMalformed)
+	}
+	t, err := orderbook.ParseIPType(ipType)
+	if err != nil {
+		return nil, err
+	}
+	if len(protocols) == 0 {
+		protocols = []string{"tcp"}
+	}
+	protos, err := orderbook.ParseProtocols(protocols)
+	if err != nil {
+		return nil, err
+	}
+	if ttl == 0 {
+		ttl = DefaultTTL
+	}
+	if ttl > orderbook.MaxLifetime {
+		return nil, fmt.Errorf("%w: ttl %d s (max %d)", orderbook.ErrOutOfRange, ttl, orderbook.MaxLifetime)
+	}
+	created := uint64(max(now.Unix(), 0))
+	return &orderbook.Order{
+		Kind:      kind,
+		Created:   created,
+		Expires:   created + uint64(ttl),
+		Location:  orderbook.Location{Country: country, Region: region, City: city, ASN: asn},
+		IPType:    t,
+		IPs:       ips,
+		Protocols: protos,
+	}, nil
+}
+
+func parseAmount(field, s string) (*big.Int, error) {
+	if s == "" {
+		return nil, fmt.Errorf("%w: %s is required (a decimal string of token base units, e.g. \"1000\")", orderbook.ErrMalformed, field)
+	}
+	if s[0] == '+' || s[0] == '-' {
+		return nil, fmt.Errorf("%w: %s %q must be a non-negative decimal integer without sign", orderbook.ErrOutOfRange, field, s)
+	}
+	v, ok := new(big.Int).SetString(s, 10)
+	if !ok {
+		return nil, fmt.Errorf("%w: %s %q is not a decimal integer of token base units", orderbook.ErrMalformed, field, s)
+	}
+	if v.BitLen() > 256 {
+		return nil, fmt.Errorf("%w: %s %q exceeds 2^256-1", orderbook.ErrOutOfRange, field, s)
+	}
+	return v, nil
+}

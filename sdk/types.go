@@ -1,0 +1,96 @@
+package sdk
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+
+	"github.com/ipsx/ipsx/orderbook"
+)
+
+// OfferParams are the fields of an offer its maker chooses; the node fills in
+// maker, nonce, version, created, expires and the signature. Amounts are
+// decimal strings of token base units.
+type OfferParams struct {
+	Country      string   `json:"country"`
+	Region       string   `json:"region,omitempty"`
+	City         string   `json:"city,omitempty"`
+	ASN          uint32   `json:"asn,omitempty"`
+	IPType       string   `json:"ipType"`
+	IPs          uint32   `json:"ips"`
+	Protocols    []string `json:"protocols,omitempty"` // default ["tcp"]
+	PricePerHour string   `json:"pricePerHour"`
+	PricePerGB   string   `json:"pricePerGB"`
+	MinDuration  uint32   `json:"minDuration"` // seconds
+	MaxDuration  uint32   `json:"maxDuration"` // seconds
+	Bandwidth    uint32   `json:"bandwidth"`   // Mbit/s
+	// TTL is how long the order stays valid, in seconds (default 24 h).
+	TTL uint32 `json:"ttl,omitempty"`
+}
+
+// RequestParams are the fields of a request its maker chooses.
+type RequestParams struct {
+	Country         string   `json:"country"`
+	Region          string   `json:"region,omitempty"`
+	City            string   `json:"city,omitempty"`
+	ASN             uint32   `json:"asn,omitempty"`
+	IPType          string   `json:"ipType"` // or "any"
+	IPs             uint32   `json:"ips"`
+	Protocols       []string `json:"protocols,omitempty"`
+	Duration        uint32   `json:"duration"` // seconds
+	MaxPricePerHour string   `json:"maxPricePerHour"`
+	MaxPricePerGB   string   `json:"maxPricePerGB"`
+	MinBandwidth    uint32   `json:"minBandwidth,omitempty"`
+	TTL             uint32   `json:"ttl,omitempty"`
+}
+
+// Status is GET /v1/status.
+type Status struct {
+	Version     string        `json:"version"`
+	PeerID      string        `json:"peerId"`
+	Address     string        `json:"address"` // Ethereum address of the node key
+	ChainID     uint64        `json:"chainId"`
+	Escrow      string        `json:"escrow"`
+	ListenAddrs []string      `json:"listenAddrs"`
+	Peers       int           `json:"peers"`
+	Shards      []ShardStatus `json:"shards"`
+	Orders      int           `json:"orders"` // live orders in the book
+	OwnOrders   int           `json:"ownOrders"`
+	Uptime      string        `json:"uptime"`
+	Started     time.Time     `json:"started"`
+}
+
+// Domain is the EIP-712 domain the node signs and checks orders under.
+func (s Status) Domain() orderbook.Domain {
+	return orderbook.Domain{ChainID: s.ChainID, VerifyingContract: common.HexToAddress(s.Escrow)}
+}
+
+// ShardStatus describes one subscribed shard.
+type ShardStatus struct {
+	Country string `json:"country"`
+	Peers   int    `json:"peers"`  // gossip peers on the topic
+	Synced  bool   `json:"synced"` // an order sync with a peer has completed
+}
+
+// Event is one server-sent event on GET /v1/events. Type is e.g.
+// "order.added", "order.removed"; later issues add "deal.*".
+type Event struct {
+	Type string          `json:"type"`
+	Time time.Time       `json:"time"`
+	Data json.RawMessage `json:"data"`
+}
+
+// OrderEvent is the data of order.added and order.removed.
+type OrderEvent struct {
+	Order  *orderbook.Order `json:"order"`
+	Reason string           `json:"reason,omitempty"` // removed: expired, cancelled, superseded, dead
+}
+
+// Error is the body of every 4xx/5xx answer.
+type Error struct {
+	Error string `json:"error"`
+	// Code is a stable machine-readable word, e.g. "bad_signature",
+	// "expired", "not_found", "unauthorized".
+	Code string `json:"code"`
+}
