@@ -1,0 +1,204 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/node"
+	"github.com/ipsx/ipsx/testnet"
+	"github.com/spf13/cobra"
+)
+
+// nodeCommands returns the commands that run things in this process (init,
+// node, testnet, devchain) rather than talk to a running node.
+func nodeCommands(a *app) []*cobra.Command {
+	return []*cobra.Command{initCommand(a), runNodeCommand(a), testnetCommand(a), devchainCommand(a)}
+}
+
+// nodeFlags are the node.Config settings as flags; their names are the
+// config.json keys.
+type nodeFlags struct {
+	cfg          node.Config
+	passwordFile string
+	logLevel     string
+}
+
+func (f *nodeFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringSliceVar(&f.cfg.Listen, "listen", node.DefaultListen, "libp2p listen multiaddrs (TCP and QUIC)")
+	fl.StringSliceVar(&f.cfg.Bootstrap, "bootstrap", nil, "bootstrap peers, /ip4/…/tcp/…/p2p/<peer id> (none by default: no public bootstrap nodes exist yet)")
+	fl.StringSliceVar(&f.cfg.Countries, "countries", nil, "country shards to follow beyond those of the node's own orders, e.g. DE,US")
+	fl.Uint64Var(&f.cfg.ChainID, "chain-id", node.DefaultChainID, "chain id of the EIP-712 domain")
+	fl.StringVar(&f.cfg.Escrow, "escrow", node.DefaultEscrow, "escrow contract address of the EIP-712 domain")
+	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
+	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
+	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+// password reads the keystore passphrase from --password-file or
+// IPSX_PASSWORD.
+func (f *nodeFlags) password(a *app) (string, error) {
+	if f.passwordFile != "" {
+		b, err := os.ReadFile(f.passwordFile)
+		if err != nil {
+			return "", fmt.Errorf("read password file: %w", err)
+		}
+		return strings.TrimRight(string(b), "\r\n"), nil
+	}
+	if p := a.getenv("IPSX_PASSWORD"); p != "" {
+		return p, nil
+	}
+	return "", errors.New("no passphrase: give --password-file or set IPSX_PASSWORD")
+}
+
+func (f *nodeFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
+}
+
+func initCommand(a *app) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "init",
+		Short: "Create a data dir: a new key (encrypted keystore), config.json and an API token",
+		Long: `init creates the data dir given by --datadir: a new secp256k1 key, which
+is at once the node's Ethereum wallet and its libp2p identity, encrypted in
+go-ethereum's keystore format (importable into other Ethereum wallets) with
+the passphrase from --password-file or IPSX_PASSWORD; config.json with the
+settings given as flags; and api.token, the local API's bearer token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := f.password(a)
+			if err != nil {
+				return err
+			}
+			cfg := f.cfg
+			cfg.API = a.api
+			addr, err := node.Init(a.datadir, pw, cfg)
+			if err != nil {
+				return err
+			}
+			k, err := node.ReadKey(a.datadir, pw)
+			if err != nil {
+				return err
+			}
+			pid, err := node.PeerIDOf(k)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), map[string]string{"datadir": a.datadir, "address": addr.Hex(), "peerId": pid.String()})
+			}
+			return writeString(cmd.OutOrStdout(), fmt.Sprintf("created %s\naddress: %s\npeer id: %s\n", a.datadir, addr.Hex(), pid))
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func runNodeCommand(a *app) *cobra.Command {
+	var f nodeFlags
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Run the node daemon: libp2p host, gossip, order sync and the local API",
+		Long: `node runs the IPSX daemon on the data dir until interrupted. Its settings
+come from flags, IPSX_* variables and <datadir>/config.json (written by init).
+The local API listens on --api (loopback) and needs the bearer token in
+<datadir>/api.token.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := f.password(a)
+			if err != nil {
+				return err
+			}
+			log, err := f.logger(cmd)
+			if err != nil {
+				return err
+			}
+			cfg := f.cfg
+			cfg.API = a.api
+			n, err := node.New(a.datadir, pw, cfg, node.WithLogger(log))
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			return n.Run(cmd.Context())
+		},
+	}
+	f.register(cmd)
+	return cmd
+}
+
+func testnetCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "testnet", Short: "Run a local in-process testnet"}
+	var (
+		nodes     int
+		dir       string
+		countries []string
+		logLevel  string
+	)
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Start N nodes on loopback and run them until interrupted",
+		Long: `testnet up starts N in-process nodes, each with its own data dir under
+--dir and its own 127.0.0.x address, spread over --countries, every node
+following every one of those shards, all connected to each other. It writes
+<dir>/testnet.json with each node's name, peer id, address, API address and
+token, data dir and country. Keys use light scrypt and a fixed passphrase:
+for development only.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("--log-level: %w", err)
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return err
+			}
+			tn, err := testnet.Start(cmd.Context(), testnet.Config{Dir: dir, Nodes: nodes, Countries: countries, Logger: log})
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, n := range tn.Info().Nodes {
+				fmt.Fprintf(out, "%-7s %s  api %-21s %s\n", n.Name, n.Country, n.API, n.PeerID)
+			}
+			fmt.Fprintf(out, "wrote %s/testnet.json; running until interrupted (Ctrl-C)\n", dir)
+			<-cmd.Context().Done()
+			return tn.Close()
+		},
+	}
+	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
+	up.Flags().StringVar(&dir, "dir", "testnet-data", "directory for the nodes' data dirs and testnet.json")
+	up.Flags().StringSliceVar(&countries, "countries", testnet.DefaultCountries, "countries to spread the nodes over")
+	up.Flags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	cmd.AddCommand(up)
+	return cmd
+}
+
+func devchainCommand(a *app) *cobra.Command {
+	cfg := chain.DefaultDevChainConfig()
+	cmd := &cobra.Command{
+		Use:   "devchain",
+		Short: "Serve an embedded dev chain (a real EVM) over JSON-RPC",
+		Long: `devchain runs go-ethereum's simulated backend with the IPSX token and
+escrow deployed and dev accounts funded, serves it over JSON-RPC on --http
+(loopback only), and prints the chain id, contract addresses and dev keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return chain.RunDevChain(cmd.Context(), cfg, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8545", "JSON-RPC listen address (loopback)")
+	cmd.Flags().IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded dev accounts")
+	return cmd
+}

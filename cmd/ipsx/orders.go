@@ -1,0 +1,408 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+	"github.com/spf13/cobra"
+)
+
+// client returns an SDK client of the node's API from --api and --token
+// (or <datadir>/api.token).
+func (a *app) client() (*sdk.Client, error) {
+	tok := a.token
+	if tok == "" {
+		path := filepath.Join(a.datadir, "api.token")
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("no API token: %s does not exist (start the node with `ipsx node`, or set --token / IPSX_TOKEN)", path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read API token: %w", err)
+		}
+		tok = strings.TrimSpace(string(b))
+	}
+	opts := []sdk.ClientOption{sdk.WithUserAgent("ipsx/" + version)}
+	if a.httpClient != nil {
+		opts = append(opts, sdk.WithHTTPClient(a.httpClient))
+	}
+	return sdk.NewClient(a.api, tok, opts...), nil
+}
+
+// explain turns an SDK error into a message for a person.
+func (a *app) explain(err error) error {
+	var ae *sdk.APIError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &ae) && ae.StatusCode == 401:
+		return fmt.Errorf("the node refused the API token (check --token, IPSX_TOKEN or %s): %s",
+			filepath.Join(a.datadir, "api.token"), ae.Message)
+	case errors.As(err, &ae) && ae.Code != "":
+		return fmt.Errorf("error: %s (HTTP %d, %s)", ae.Message, ae.StatusCode, ae.Code)
+	case errors.As(err, &ae):
+		return fmt.Errorf("error: HTTP %d from %s: %s (is that an ipsx node?)", ae.StatusCode, a.api, ae.Message)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("cannot reach the node's API at %s: is `ipsx node` running? (%w)", a.api, err)
+	}
+	return err
+}
+
+// seconds is a duration flag in whole seconds: "90", "90s", "1h30m".
+type seconds uint32
+
+func (s *seconds) String() string { return (time.Duration(*s) * time.Second).String() }
+func (s *seconds) Type() string   { return "duration" }
+func (s *seconds) Set(v string) error {
+	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
+		*s = seconds(n)
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q is neither seconds nor a duration like 90s or 1h30m", v)
+	}
+	if d < 0 || d%time.Second != 0 || d/time.Second > 1<<32-1 {
+		return fmt.Errorf("%q is not a whole number of seconds in range", v)
+	}
+	*s = seconds(d / time.Second)
+	return nil
+}
+
+// location flags shared by offers and requests.
+type location struct {
+	country, region, city string
+	asn                   uint32
+	protocols             []string
+	ttl                   seconds
+}
+
+func (l *location) flags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringVar(&l.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. DE (required)")
+	f.StringVar(&l.region, "region", "", "region (optional)")
+	f.StringVar(&l.city, "city", "", "city (optional)")
+	f.Uint32Var(&l.asn, "asn", 0, "autonomous system number (optional)")
+	f.StringSliceVar(&l.protocols, "protocols", []string{"tcp"}, "protocols carried: tcp, udp")
+	l.ttl = sdk.DefaultTTL
+	f.Var(&l.ttl, "ttl", "how long the order stays valid")
+	_ = cmd.MarkFlagRequired("country")
+}
+
+func offerCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "offer", Short: "Create and list this node's offers (providers)", Args: cobra.NoArgs}
+	var (
+		loc            location
+		p              sdk.OfferParams
+		minDur, maxDur = seconds(60), seconds(24 * 3600)
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Offer this node's IPs for rent",
+		Long: `Create an offer: the node signs it with its key and publishes it to the
+country's shard. Prices are in token base units, as decimal integers.`,
+		Example: "  ipsx offer create --country DE --ip-type residential --ips 2 --price-per-hour 1000 --price-per-gb 50",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.Country, p.Region, p.City, p.ASN = strings.ToUpper(loc.country), loc.region, loc.city, loc.asn
+			p.Protocols, p.TTL = loc.protocols, uint32(loc.ttl)
+			p.MinDuration, p.MaxDuration = uint32(minDur), uint32(maxDur)
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			o, err := c.CreateOffer(cmd.Context(), p)
+			if err != nil {
+				return a.explain(err)
+			}
+			return a.printCreated(cmd.OutOrStdout(), o)
+		},
+	}
+	loc.flags(create)
+	f := create.Flags()
+	f.StringVar(&p.IPType, "ip-type", "residential", "residential, mobile or datacenter")
+	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs on offer")
+	f.StringVar(&p.PricePerHour, "price-per-hour", "", "price per IP-hour, token base units (required)")
+	f.StringVar(&p.PricePerGB, "price-per-gb", "0", "price per GB, token base units")
+	f.Var(&minDur, "min-duration", "shortest rental accepted")
+	f.Var(&maxDur, "max-duration", "longest rental accepted")
+	f.Uint32Var(&p.Bandwidth, "bandwidth", 100, "bandwidth per IP, Mbit/s")
+	_ = create.MarkFlagRequired("price-per-hour")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List this node's live offers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			orders, err := c.Offers(cmd.Context())
+			if err != nil {
+				return a.explain(err)
+			}
+			return a.printOrders(cmd.OutOrStdout(), orders)
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func requestCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "request", Short: "Create and list this node's requests (requesters)", Args: cobra.NoArgs}
+	var (
+		loc      location
+		p        sdk.RequestParams
+		duration seconds
+	)
+	create := &cobra.Command{
+		Use:   "create",
+		Short: "Ask for IPs to rent",
+		Long: `Create a request: the node signs it with its key and publishes it to the
+country's shard. Maximum prices are in token base units, as decimal integers;
+the node's escrow balance must cover the request.`,
+		Example: "  ipsx request create --country DE --ips 1 --duration 1h --max-price-per-hour 2000",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p.Country, p.Region, p.City, p.ASN = strings.ToUpper(loc.country), loc.region, loc.city, loc.asn
+			p.Protocols, p.TTL, p.Duration = loc.protocols, uint32(loc.ttl), uint32(duration)
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			o, err := c.CreateRequest(cmd.Context(), p)
+			if err != nil {
+				return a.explain(err)
+			}
+			return a.printCreated(cmd.OutOrStdout(), o)
+		},
+	}
+	loc.flags(create)
+	f := create.Flags()
+	f.StringVar(&p.IPType, "ip-type", "any", "residential, mobile, datacenter or any")
+	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs wanted")
+	f.Var(&duration, "duration", "rental duration, e.g. 1h (required)")
+	f.StringVar(&p.MaxPricePerHour, "max-price-per-hour", "", "most paid per IP-hour, token base units (required)")
+	f.StringVar(&p.MaxPricePerGB, "max-price-per-gb", "0", "most paid per GB, token base units")
+	f.Uint32Var(&p.MinBandwidth, "min-bandwidth", 0, "least bandwidth accepted, Mbit/s")
+	_ = create.MarkFlagRequired("duration")
+	_ = create.MarkFlagRequired("max-price-per-hour")
+
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List this node's live requests",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			orders, err := c.Requests(cmd.Context())
+			if err != nil {
+				return a.explain(err)
+			}
+			return a.printOrders(cmd.OutOrStdout(), orders)
+		},
+	}
+	cmd.AddCommand(create, list)
+	return cmd
+}
+
+func parseID(s string) (common.Hash, error) {
+	var h common.Hash
+	if len(s) != 66 || !strings.HasPrefix(s, "0x") || h.UnmarshalText([]byte(s)) != nil {
+		return h, fmt.Errorf("%q is not an order id (0x and 64 hex digits)", s)
+	}
+	return h, nil
+}
+
+func orderCommand(a *app) *cobra.Command {
+	cmd := &cobra.Command{Use: "order", Short: "Show, cancel and import orders", Args: cobra.NoArgs}
+	show := &cobra.Command{
+		Use:   "show <id>",
+		Short: "Show one order of the book",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			o, err := c.Order(cmd.Context(), id)
+			if err != nil {
+				return a.explain(err)
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), o)
+			}
+			return printOrderDetail(cmd.OutOrStdout(), o)
+		},
+	}
+	cancel := &cobra.Command{
+		Use:   "cancel <id>",
+		Short: "Cancel one of this node's orders",
+		Long:  "Cancel an order: the node signs a cancel and publishes it; the order leaves every book.",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseID(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			cc, err := c.CancelOrder(cmd.Context(), id)
+			if err != nil {
+				return a.explain(err)
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), cc)
+			}
+			return writeString(cmd.OutOrStdout(), "cancelled "+cc.OrderID.Hex()+"\n")
+		},
+	}
+	imp := &cobra.Command{
+		Use:   "import <file|->",
+		Short: "Import an order signed elsewhere",
+		Long: `Import an order in the JSON wire form (docs/orders.md), signed by another
+key or tool, from a file or from standard input ("-"). The node validates it,
+signature included, stores it and publishes it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var (
+				b   []byte
+				err error
+			)
+			if args[0] == "-" {
+				b, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), 1<<20))
+			} else {
+				b, err = os.ReadFile(args[0])
+			}
+			if err != nil {
+				return fmt.Errorf("read order: %w", err)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			o, err := c.ImportOrderJSON(cmd.Context(), b)
+			if err != nil {
+				return a.explain(err)
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), o)
+			}
+			return writeString(cmd.OutOrStdout(), "imported "+o.Kind.String()+" "+o.ID().Hex()+"\n")
+		},
+	}
+	cmd.AddCommand(show, cancel, imp)
+	return cmd
+}
+
+func bookCommand(a *app) *cobra.Command {
+	var country, kind string
+	cmd := &cobra.Command{
+		Use:     "book",
+		Short:   "Show the order book of a country",
+		Long:    "Show the orders the node holds for a country's shard, cheapest first.",
+		Example: "  ipsx book --country DE --kind offer",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var kinds []orderbook.Kind
+			if kind != "" {
+				k, err := orderbook.ParseKind(kind)
+				if err != nil {
+					return fmt.Errorf("--kind %q: want offer or request", kind)
+				}
+				kinds = append(kinds, k)
+			}
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			orders, err := c.Book(cmd.Context(), strings.ToUpper(country), kinds...)
+			if err != nil {
+				return a.explain(err)
+			}
+			return a.printOrders(cmd.OutOrStdout(), orders)
+		},
+	}
+	cmd.Flags().StringVar(&country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. DE (required)")
+	cmd.Flags().StringVar(&kind, "kind", "", "only offers or only requests")
+	_ = cmd.MarkFlagRequired("country")
+	return cmd
+}
+
+func statusCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the node's status",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			st, err := c.Status(cmd.Context())
+			if err != nil {
+				return a.explain(err)
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), st)
+			}
+			return printStatus(cmd.OutOrStdout(), st)
+		},
+	}
+}
+
+func eventsCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "events",
+		Short: "Follow the node's events until interrupted",
+		Long:  "Print the node's events (order.added, order.removed, ...) as they happen, one per line; with --json, one JSON object per line.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			events, err := c.Events(cmd.Context())
+			if err != nil {
+				return a.explain(err)
+			}
+			w := cmd.OutOrStdout()
+			for ev := range events {
+				if a.json {
+					b, _ := json.Marshal(ev)
+					if err := writeString(w, string(b)+"\n"); err != nil {
+						return err
+					}
+					continue
+				}
+				if err := writeString(w, formatEvent(ev)+"\n"); err != nil {
+					return err
+				}
+				if ev.Type == "error" {
+					return fmt.Errorf("event stream ended: %s", ev.Data)
+				}
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+)
+
+func printJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+func (a *app) printCreated(w io.Writer, o *orderbook.Order) error {
+	if a.json {
+		return printJSON(w, o)
+	}
+	if err := writeString(w, "created "+o.Kind.String()+" "+o.ID().Hex()+"\n"); err != nil {
+		return err
+	}
+	return printOrderDetail(w, o)
+}
+
+func (a *app) printOrders(w io.Writer, orders []*orderbook.Order) error {
+	if a.json {
+		if orders == nil {
+			orders = []*orderbook.Order{}
+		}
+		return printJSON(w, orders)
+	}
+	if len(orders) == 0 {
+		return writeString(w, "no orders\n")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tKIND\tCC\tTYPE\tIPS\tPRICE/H\tPRICE/GB\tDURATION\tMBIT/S\tEXPIRES")
+	for _, o := range orders {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%s\n",
+			o.ID().Hex(), o.Kind, o.Location.Country, o.IPType, o.IPs,
+			o.PricePerHour, o.PricePerGB, durations(o), o.Bandwidth, when(o.Expires))
+	}
+	return tw.Flush()
+}
+
+func printOrderDetail(w io.Writer, o *orderbook.Order) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	loc := o.Location.Country
+	for _, s := range []string{o.Location.Region, o.Location.City} {
+		if s != "" {
+			loc += ", " + s
+		}
+	}
+	if o.Location.ASN != 0 {
+		loc += fmt.Sprintf(" (AS%d)", o.Location.ASN)
+	}
+	price := "price"
+	bw := "bandwidth"
+	if o.Kind == orderbook.KindRequest {
+		price, bw = "max price", "min bandwidth"
+	}
+	rows := [][2]string{
+		{"id", o.ID().Hex()},
+		{"kind", o.Kind.String()},
+		{"maker", o.Maker.Hex()},
+		{"location", loc},
+		{"ip type", o.IPType.String()},
+		{"ips", fmt.Sprint(o.IPs)},
+		{"protocols", o.Protocols.String()},
+		{price + " per hour", fmt.Sprint(o.PricePerHour)},
+		{price + " per GB", fmt.Sprint(o.PricePerGB)},
+		{"duration", durations(o)},
+		{bw, fmt.Sprintf("%d Mbit/s", o.Bandwidth)},
+		{"nonce/version", fmt.Sprintf("%d/%d", o.Nonce, o.Version)},
+		{"created", when(o.Created)},
+		{"expires", when(o.Expires)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(tw, "  %s:\t%s\n", r[0], r[1])
+	}
+	return tw.Flush()
+}
+
+func printStatus(w io.Writer, st *sdk.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "version:\t%s\n", st.Version)
+	fmt.Fprintf(tw, "address:\t%s\n", st.Address)
+	fmt.Fprintf(tw, "peer id:\t%s\n", st.PeerID)
+	fmt.Fprintf(tw, "chain:\t%d (escrow %s)\n", st.ChainID, st.Escrow)
+	fmt.Fprintf(tw, "listening:\t%s\n", strings.Join(st.ListenAddrs, " "))
+	fmt.Fprintf(tw, "peers:\t%d\n", st.Peers)
+	fmt.Fprintf(tw, "orders:\t%d in the book, %d own\n", st.Orders, st.OwnOrders)
+	fmt.Fprintf(tw, "uptime:\t%s (since %s)\n", st.Uptime, st.Started.UTC().Format(time.RFC3339))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(st.Shards) == 0 {
+		return writeString(w, "shards: none\n")
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tPEERS\tSYNCED")
+	for _, s := range st.Shards {
+		fmt.Fprintf(tw, "%s\t%d\t%t\n", s.Country, s.Peers, s.Synced)
+	}
+	return tw.Flush()
+}
+
+func formatEvent(ev sdk.Event) string {
+	t := ev.Time.UTC().Format(time.RFC3339)
+	var oe sdk.OrderEvent
+	if strings.HasPrefix(ev.Type, "order.") && json.Unmarshal(ev.Data, &oe) == nil && oe.Order != nil {
+		s := fmt.Sprintf("%s %s %s %s %s", t, ev.Type, oe.Order.Kind, oe.Order.Location.Country, oe.Order.ID().Hex())
+		if oe.Reason != "" {
+			s += " (" + oe.Reason + ")"
+		}
+		return s
+	}
+	return fmt.Sprintf("%s %s %s", t, ev.Type, ev.Data)
+}
+
+func durations(o *orderbook.Order) string {
+	if o.Kind == orderbook.KindOffer {
+		return secs(o.MinDuration) + "-" + secs(o.MaxDuration)
+	}
+	return secs(o.Duration)
+}
+
+func secs(s uint32) string { return (time.Duration(s) * time.Second).String() }
+
+func when(unix uint64) string {
+	if unix > 1<<62 {
+		return fmt.Sprint(unix)
+	}
+	return time.Unix(int64(unix), 0).UTC().Format(time.RFC3339)
+}

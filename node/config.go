@@ -1,0 +1,191 @@
+package node
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/orderbook"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Config is the node's configuration, read from <datadir>/config.json. Its
+// JSON keys are the CLI's flag names, so a flag, an IPSX_* variable and a
+// config key are the same setting.
+type Config struct {
+	// Listen are libp2p listen multiaddrs (TCP and QUIC by default).
+	Listen []string `json:"listen,omitempty"`
+	// API is the loopback host:port of the local REST API.
+	API string `json:"api,omitempty"`
+	// Bootstrap peers, as /ip4/.../p2p/<id> multiaddrs.
+	Bootstrap []string `json:"bootstrap,omitempty"`
+	// Countries are the shards subscribed to beyond those the node's own
+	// orders live in.
+	Countries []string `json:"countries,omitempty"`
+	// ChainID and Escrow form the EIP-712 domain of every signature.
+	ChainID uint64 `json:"chain-id,omitempty"`
+	Escrow  string `json:"escrow,omitempty"`
+	// Scrypt is the keystore strength: standard (default) or light.
+	Scrypt string `json:"scrypt,omitempty"`
+	// DHTServer forces DHT server mode; otherwise it follows reachability.
+	DHTServer bool `json:"dht-server,omitempty"`
+}
+
+// Defaults.
+const (
+	DefaultAPI     = "127.0.0.1:7480"
+	DefaultChainID = 1337
+	// DefaultEscrow is the escrow address of the embedded dev chain's first
+	// deployment; real networks set their own.
+	DefaultEscrow = "0x0000000000000000000000000000000000000000"
+	configFile    = "config.json"
+	tokenFile     = "api.token"
+	dbDir         = "db"
+)
+
+// DefaultListen listens on every interface, TCP and QUIC, port 4001.
+var DefaultListen = []string{"/ip4/0.0.0.0/tcp/4001", "/ip4/0.0.0.0/udp/4001/quic-v1"}
+
+// withDefaults fills zero fields.
+func (c Config) withDefaults() Config {
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	if c.API == "" {
+		c.API = DefaultAPI
+	}
+	if c.ChainID == 0 {
+		c.ChainID = DefaultChainID
+	}
+	if c.Escrow == "" {
+		c.Escrow = DefaultEscrow
+	}
+	return c
+}
+
+// validate names the first bad setting.
+func (c Config) validate() error {
+	for _, l := range c.Listen {
+		if _, err := ma.NewMultiaddr(l); err != nil {
+			return fmt.Errorf("node: listen address %q: %w", l, err)
+		}
+	}
+	for _, b := range c.Bootstrap {
+		if _, err := ma.NewMultiaddr(b); err != nil {
+			return fmt.Errorf("node: bootstrap address %q: %w", b, err)
+		}
+	}
+	for _, cc := range c.Countries {
+		if !orderbook.ValidCountry(cc) {
+			return fmt.Errorf("node: country %q is not an ISO 3166-1 alpha-2 code", cc)
+		}
+	}
+	if !common.IsHexAddress(c.Escrow) {
+		return fmt.Errorf("node: escrow %q is not an address", c.Escrow)
+	}
+	if _, _, err := scryptParams(c.Scrypt); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Domain is the EIP-712 domain the node signs and checks under.
+func (c Config) Domain() orderbook.Domain {
+	return orderbook.Domain{ChainID: c.ChainID, VerifyingContract: common.HexToAddress(c.Escrow)}
+}
+
+// Init creates a data dir: a new key in the keystore (encrypted with
+// password), config.json and an API token. It refuses a dir that already
+// has a key.
+func Init(dir, password string, cfg Config) (common.Address, error) {
+	if password == "" {
+		return common.Address{}, errors.New("node: empty passphrase (use --password-file or IPSX_PASSWORD)")
+	}
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return common.Address{}, err
+	}
+	if files, _ := filepath.Glob(filepath.Join(dir, keystoreDir, "*")); len(files) > 0 {
+		return common.Address{}, fmt.Errorf("node: %s already has a key", dir)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return common.Address{}, fmt.Errorf("node: create data dir: %w", err)
+	}
+	key, err := ethcrypto.GenerateKey()
+	if err != nil {
+		return common.Address{}, err
+	}
+	addr, err := WriteKey(dir, key, password, cfg.Scrypt)
+	if err != nil {
+		return common.Address{}, err
+	}
+	if err := WriteConfig(dir, cfg); err != nil {
+		return common.Address{}, err
+	}
+	if _, err := EnsureToken(dir); err != nil {
+		return common.Address{}, err
+	}
+	return addr, nil
+}
+
+// WriteConfig writes dir/config.json.
+func WriteConfig(dir string, cfg Config) error {
+	b, err := json.MarshalIndent(cfg, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, configFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("node: write config: %w", err)
+	}
+	return nil
+}
+
+// LoadConfig reads dir/config.json; a missing file gives the defaults.
+func LoadConfig(dir string) (Config, error) {
+	var cfg Config
+	b, err := os.ReadFile(filepath.Join(dir, configFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return cfg.withDefaults(), nil
+	}
+	if err != nil {
+		return cfg, err
+	}
+	if err := json.Unmarshal(b, &cfg); err != nil {
+		return cfg, fmt.Errorf("node: %s: %w", filepath.Join(dir, configFile), err)
+	}
+	return cfg.withDefaults(), nil
+}
+
+// EnsureToken returns the API bearer token in dir/api.token, creating one
+// (256 random bits) if there is none.
+func EnsureToken(dir string) (string, error) {
+	p := filepath.Join(dir, tokenFile)
+	if b, err := os.ReadFile(p); err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var r [32]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(r[:])
+	if err := os.WriteFile(p, []byte(tok+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("node: write api token: %w", err)
+	}
+	return tok, nil
+}
+
+// Timing of liveness: offers live TTL after their maker's latest heartbeat;
+// a maker heartbeats every TTL/3 so two lost heartbeats do not kill its
+// offers.
+const (
+	DefaultHeartbeat = orderbook.DefaultLiveTTL / 3
+	sweepInterval    = 5 * time.Second
+)

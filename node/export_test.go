@@ -1,0 +1,17 @@
+package node
+
+import (
+	"context"
+
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	pb "github.com/libp2p/go-libp2p-pubsub/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ValidateGossip runs the topic validator on a message as if from had
+// forwarded it on the shard cc.
+func (n *Node) ValidateGossip(from peer.ID, cc string, data []byte) pubsub.ValidationResult {
+	topic := topicName(cc)
+	msg := &pubsub.Message{Message: &pb.Message{Data: data, Topic: &topic}, ReceivedFrom: from}
+	return n.validate(context.Background(), from, msg)
+}

@@ -1,0 +1,94 @@
+package node
+
+import (
+	"crypto/ecdsa"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/ipsx/ipsx/orderbook"
+	"golang.org/x/time/rate"
+)
+
+// Option configures a Node beyond its Config (things a test, the testnet
+// or an embedding application sets, not a user's config file).
+type Option func(*options)
+
+type options struct {
+	logger     *slog.Logger
+	clock      func() time.Time
+	key        *ecdsa.PrivateKey
+	liveTTL    time.Duration
+	heartbeat  time.Duration
+	balances   orderbook.BalanceView
+	peerRate   rate.Limit
+	peerBurst  int
+	makerRate  rate.Limit
+	makerBurst int
+	queue      int
+	noAPI      bool
+	syncPage   int
+}
+
+func defaultOptions() options {
+	return options{
+		logger:     slog.New(slog.DiscardHandler),
+		clock:      time.Now,
+		liveTTL:    orderbook.DefaultLiveTTL,
+		heartbeat:  DefaultHeartbeat,
+		peerRate:   500,
+		peerBurst:  5000,
+		makerRate:  50,
+		makerBurst: 2000,
+		queue:      8192,
+		syncPage:   256,
+	}
+}
+
+func (o options) validate() error {
+	switch {
+	case o.liveTTL < time.Second:
+		return errors.New("node: live TTL under a second")
+	case o.heartbeat <= 0 || o.heartbeat >= o.liveTTL:
+		return errors.New("node: heartbeat interval must be positive and shorter than the live TTL")
+	case o.peerBurst < 1 || o.makerBurst < 1 || o.peerRate <= 0 || o.makerRate <= 0:
+		return errors.New("node: rate limits must be positive")
+	case o.queue < 32:
+		return errors.New("node: gossip queues under 32")
+	case o.syncPage < 1 || o.syncPage > maxSyncPage:
+		return errors.New("node: sync page size out of range")
+	}
+	return nil
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the clock validation and signing read.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
+
+// WithKey uses key instead of decrypting the keystore (tests, testnet).
+func WithKey(k *ecdsa.PrivateKey) Option { return func(o *options) { o.key = k } }
+
+// WithLiveness sets the offer TTL and the heartbeat interval.
+func WithLiveness(ttl, heartbeat time.Duration) Option {
+	return func(o *options) { o.liveTTL, o.heartbeat = ttl, heartbeat }
+}
+
+// WithBalances sets the escrow balance view the anti-spam rule checks.
+func WithBalances(b orderbook.BalanceView) Option { return func(o *options) { o.balances = b } }
+
+// WithRateLimits sets the gossip rate limits per forwarding peer and per
+// maker: a sustained rate in messages per second and a burst.
+func WithRateLimits(peerRate float64, peerBurst int, makerRate float64, makerBurst int) Option {
+	return func(o *options) {
+		o.peerRate, o.peerBurst = rate.Limit(peerRate), peerBurst
+		o.makerRate, o.makerBurst = rate.Limit(makerRate), makerBurst
+	}
+}
+
+// WithSyncPage sets how many orders one order-sync page carries.
+func WithSyncPage(n int) Option { return func(o *options) { o.syncPage = n } }
+
+// WithoutAPI runs no REST API (embedding applications, some tests).
+func WithoutAPI() Option { return func(o *options) { o.noAPI = true } }

@@ -1,0 +1,413 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+	"github.com/libp2p/go-libp2p"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+)
+
+// DHTPrefix keeps the IPSX DHT apart from the IPFS one.
+const DHTPrefix = "/ipsx"
+
+// Run starts the node and blocks until ctx ends, then stops everything it
+// started and returns. It returns early with an error if the node cannot
+// start. The database stays open until Close.
+func (n *Node) Run(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	n.runCtx, n.runWG = ctx, &wg
+	n.started = time.Now()
+
+	if err := n.startHost(ctx); err != nil {
+		return err
+	}
+	defer n.host.Close()
+	defer n.dht.Close()
+
+	n.host.SetStreamHandler(SyncProtocol, n.serveSync)
+	defer n.host.RemoveStreamHandler(SyncProtocol)
+
+	for _, cc := range n.wantedShards() {
+		if _, err := n.joinShard(ctx, &wg, cc); err != nil {
+			return err
+		}
+	}
+
+	var apiErr chan error
+	if !n.o.noAPI {
+		ln, err := net.Listen("tcp", n.cfg.API)
+		if err != nil {
+			return fmt.Errorf("node: api listen on %s: %w", n.cfg.API, err)
+		}
+		n.apiAddr = ln.Addr()
+		apiErr = make(chan error, 1)
+		wg.Add(1)
+		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
+	}
+
+	wg.Add(3)
+	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
+	go func() { defer wg.Done(); n.sweepLoop(ctx) }()
+	go func() { defer wg.Done(); n.reconcileLoop(ctx) }()
+	if len(n.cfg.Bootstrap) > 0 {
+		wg.Add(1)
+		go func() { defer wg.Done(); n.bootstrap(ctx) }()
+	}
+	n.republishOwn(ctx)
+
+	n.log.Info("node running", "peer", n.host.ID(), "addrs", n.host.Addrs(), "api", n.apiAddr)
+	close(n.ready)
+
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-apiErr:
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return fmt.Errorf("node: api: %w", err)
+		}
+		return nil
+	}
+}
+
+func (n *Node) startHost(ctx context.Context) error {
+	p2pKey, err := P2PKey(n.key)
+	if err != nil {
+		return err
+	}
+	cm, err := connmgr.NewConnManager(100, 400, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return err
+	}
+	h, err := libp2p.New(
+		libp2p.Identity(p2pKey),
+		libp2p.ListenAddrStrings(n.cfg.Listen...),
+		libp2p.ConnectionManager(cm),
+		libp2p.PrometheusRegisterer(n.reg),
+	)
+	if err != nil {
+		return fmt.Errorf("node: libp2p host: %w", err)
+	}
+	boot, err := parseAddrInfos(n.cfg.Bootstrap)
+	if err != nil {
+		h.Close()
+		return err
+	}
+	mode := dht.ModeAuto
+	if n.cfg.DHTServer {
+		mode = dht.ModeServer
+	}
+	kad, err := dht.New(h, dht.ProtocolPrefix(DHTPrefix), dht.Mode(mode), dht.BootstrapPeers(boot...))
+	if err != nil {
+		h.Close()
+		return fmt.Errorf("node: dht: %w", err)
+	}
+	sp, st := scoreParams()
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign),
+		pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(messageID),
+		pubsub.WithPeerScore(sp, st),
+		// A maker sends its own messages to every peer on the topic, not
+		// just its mesh: a peer that joined a moment ago and is not grafted
+		// yet would otherwise miss them (GossipSub v0.19 defaults to off).
+		pubsub.WithFloodPublish(true),
+		pubsub.WithMaxMessageSize(maxRPCSize),
+		pubsub.WithPeerOutboundQueueSize(n.o.queue),
+		pubsub.WithValidateQueueSize(n.o.queue),
+		pubsub.WithValidateThrottle(n.o.queue),
+		pubsub.WithRawTracer(tracer{n.metrics}),
+		pubsub.WithLogger(n.pubsubLogger(ctx)),
+		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
+		pubsub.WithPeerScoreInspect(pubsub.ExtendedPeerScoreInspectFn(n.inspectScores), time.Second),
+	)
+	if err != nil {
+		kad.Close()
+		h.Close()
+		return fmt.Errorf("node: gossipsub: %w", err)
+	}
+	n.host, n.dht, n.ps = h, kad, ps
+	return nil
+}
+
+// maxRPCSize bounds one GossipSub RPC; single messages are bounded much
+// tighter (orderbook.DefaultMaxSize) by the validator.
+const maxRPCSize = 256 << 10
+
+// wantedShards are the configured countries plus those of own orders.
+func (n *Node) wantedShards() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, cc := range n.cfg.Countries {
+		if !seen[cc] {
+			seen[cc] = true
+			out = append(out, cc)
+		}
+	}
+	own, err := n.ownOrders()
+	if err != nil {
+		n.log.Warn("list own orders", "err", err)
+	}
+	for _, o := range own {
+		if cc := o.Shard(); !seen[cc] {
+			seen[cc] = true
+			out = append(out, cc)
+		}
+	}
+	return out
+}
+
+// bootstrap connects to the configured peers and retries the ones that fail
+// until each has connected once.
+func (n *Node) bootstrap(ctx context.Context) {
+	boot, _ := parseAddrInfos(n.cfg.Bootstrap)
+	pending := boot
+	backoff := time.Second
+	for len(pending) > 0 {
+		var left []peer.AddrInfo
+		for _, ai := range pending {
+			if ai.ID == n.host.ID() {
+				continue
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := n.host.Connect(cctx, ai)
+			cancel()
+			if err != nil {
+				n.log.Warn("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+				left = append(left, ai)
+			}
+		}
+		if len(left) == 0 {
+			_ = n.dht.Bootstrap(ctx)
+			return
+		}
+		pending = left
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+// republishOwn sends the node's own live orders again after a start, since
+// peers may have dropped them while it was away.
+func (n *Node) republishOwn(ctx context.Context) {
+	own, err := n.ownOrders()
+	if err != nil {
+		n.log.Warn("list own orders", "err", err)
+		return
+	}
+	for _, o := range own {
+		data, err := orderbook.Message{Order: o}.Encode()
+		if err == nil {
+			err = n.publish(ctx, o.Shard(), data)
+		}
+		if err != nil {
+			n.log.Warn("republish order", "order", o.ID().Hex(), "err", err)
+		}
+	}
+}
+
+// heartbeatLoop signs and publishes a heartbeat per shard with own orders.
+func (n *Node) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(n.o.heartbeat)
+	defer t.Stop()
+	for {
+		n.sendHeartbeats(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (n *Node) sendHeartbeats(ctx context.Context) {
+	own, err := n.ownOrders()
+	if err != nil {
+		n.log.Warn("list own orders", "err", err)
+		return
+	}
+	byShard := map[string][]*orderbook.Order{}
+	for _, o := range own {
+		byShard[o.Shard()] = append(byShard[o.Shard()], o)
+	}
+	for cc, orders := range byShard {
+		d, cnt := orderbook.DigestOf(orders)
+		h := &orderbook.Heartbeat{
+			ChainID: n.params.Domain.ChainID, VerifyingContract: n.params.Domain.VerifyingContract,
+			Country: cc, Created: uint64(n.now().Unix()), Count: cnt, Digest: d,
+		}
+		if err := h.Sign(n.key); err != nil {
+			n.log.Error("sign heartbeat", "err", err)
+			return
+		}
+		data, err := orderbook.Message{Heartbeat: h}.Encode()
+		if err == nil {
+			err = n.publish(ctx, cc, data)
+		}
+		if err != nil && ctx.Err() == nil {
+			n.log.Warn("publish heartbeat", "shard", cc, "err", err)
+		}
+	}
+}
+
+// sweepLoop removes orders past their deadline.
+func (n *Node) sweepLoop(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n.Sweep()
+	}
+}
+
+// Sweep removes expired and dead orders now, emitting order.removed.
+func (n *Node) Sweep() {
+	now := n.now()
+	removed, err := n.book.Sweep(now)
+	if err != nil {
+		n.log.Error("sweep book", "err", err)
+		return
+	}
+	for _, o := range removed {
+		reason := "expired"
+		if o.Expires > uint64(now.Unix()) {
+			reason = "dead" // no heartbeat from its maker within the TTL
+		}
+		n.events.publish("order.removed", sdk.OrderEvent{Order: o, Reason: reason})
+	}
+}
+
+// reconcileLoop pulls a maker's orders when its heartbeat digest did not
+// match the book. It waits a moment first, since the orders may still be on
+// their way by gossip, and checks again before pulling.
+func (n *Node) reconcileLoop(ctx context.Context) {
+	const settle = 2 * time.Second
+	type key struct {
+		maker common.Address
+		cc    string
+	}
+	pending := map[key]pull{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	armed := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-n.reconcile:
+			pending[key{p.maker, p.cc}] = p
+			if !armed {
+				timer.Reset(settle)
+				armed = true
+			}
+		case <-timer.C:
+			armed = false
+			for k, p := range pending {
+				delete(pending, k)
+				if ctx.Err() != nil {
+					return
+				}
+				n.pullMaker(ctx, p)
+			}
+		}
+	}
+}
+
+func (n *Node) pullMaker(ctx context.Context, p pull) {
+	h, err := n.book.HeartbeatOf(p.maker, p.cc)
+	if err != nil {
+		return
+	}
+	orders, err := n.book.ByMaker(p.maker, p.cc)
+	if err != nil {
+		return
+	}
+	if d, c := orderbook.DigestOf(orders); d == h.Digest && c == h.Count {
+		return // gossip caught up
+	}
+	n.metrics.pulls.Inc()
+	// Ask the maker itself when connected (its PeerID follows from the
+	// heartbeat's signature), else the peer that forwarded the heartbeat.
+	sources := []peer.ID{p.from}
+	if pub, err := heartbeatPubkey(h); err == nil {
+		if pid, err := PeerIDOfPubkey(pub); err == nil && n.host.Network().Connectedness(pid) == network.Connected {
+			sources = []peer.ID{pid, p.from}
+		}
+	}
+	for _, src := range sources {
+		if src == "" || src == n.host.ID() {
+			continue
+		}
+		_, err := n.syncFrom(ctx, src, syncRequest{Country: p.cc, Maker: &p.maker})
+		if err == nil {
+			return
+		}
+		n.log.Debug("pull maker orders", "peer", src, "maker", p.maker.Hex(), "err", err)
+	}
+}
+
+// inspectScores keeps the latest GossipSub scores for PeerScores.
+func (n *Node) inspectScores(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
+	scores := make(map[peer.ID]float64, len(m))
+	for id, s := range m {
+		scores[id] = s.Score
+	}
+	n.scoreMu.Lock()
+	n.scores = scores
+	n.scoreMu.Unlock()
+}
+
+// PeerScores returns the GossipSub scores this node gives its peers, as of
+// the last inspection (once a second).
+func (n *Node) PeerScores() map[peer.ID]float64 {
+	n.scoreMu.Lock()
+	defer n.scoreMu.Unlock()
+	out := make(map[peer.ID]float64, len(n.scores))
+	for k, v := range n.scores {
+		out[k] = v
+	}
+	return out
+}
+
+// GossipPeers lists the peers this node sees on a shard's topic.
+func (n *Node) GossipPeers(cc string) []peer.ID { return n.ps.ListPeers(topicName(cc)) }
+
+// Publish sends raw bytes on a shard's topic, bypassing the local checks
+// (tests use it to play a misbehaving peer).
+func (n *Node) Publish(ctx context.Context, cc string, data []byte) error {
+	return n.publish(ctx, cc, data)
+}
+
+// pubsubLogger hands GossipSub the node's logger only at debug level: its
+// warnings (e.g. no DHT peers to advertise a topic to, as on any lone node)
+// are noise in a daemon's log.
+func (n *Node) pubsubLogger(ctx context.Context) *slog.Logger {
+	if n.o.logger.Enabled(ctx, slog.LevelDebug) {
+		return n.o.logger.With("component", "pubsub")
+	}
+	return slog.New(slog.DiscardHandler)
+}

@@ -1,0 +1,374 @@
+// Package testnet runs an in-process IPSX network on loopback for tests,
+// benchmarks and `ipsx testnet up`: N nodes, each with its own data dir, its
+// own 127.0.0.x address (which later issues use as its egress IP) and a
+// country, all connected to each other. It is for development only: keys
+// are encrypted with light scrypt and a fixed passphrase.
+package testnet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/node"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Passphrase encrypts every testnet key. Not a secret.
+const Passphrase = "ipsx-testnet"
+
+// DefaultCountries are the shards a testnet spreads its nodes over.
+var DefaultCountries = []string{"DE", "US", "JP"}
+
+// Config describes a testnet.
+type Config struct {
+	// Dir holds one data dir per node and testnet.json.
+	Dir string
+	// Nodes is how many nodes to start.
+	Nodes int
+	// Countries the nodes are spread over, round-robin (default DE, US, JP).
+	Countries []string
+	// Subscribe, if set, gives the shards node i subscribes to; by default
+	// every node subscribes to every country of the testnet.
+	Subscribe func(i int) []string
+	// FirstHost is the last octet of the first node's 127.0.0.x address
+	// (default 11); node i gets FirstHost+i.
+	FirstHost int
+	// Logger for the nodes (default: discard).
+	Logger *slog.Logger
+	// NodeOptions are passed to every node.
+	NodeOptions []node.Option
+}
+
+func (c *Config) validate() error {
+	if c.Dir == "" {
+		return errors.New("testnet: no directory")
+	}
+	if len(c.Countries) == 0 {
+		c.Countries = DefaultCountries
+	}
+	if c.FirstHost == 0 {
+		c.FirstHost = 11
+	}
+	if c.Nodes < 0 || c.FirstHost+c.Nodes > 254 {
+		return fmt.Errorf("testnet: %d nodes from 127.0.0.%d do not fit in 127.0.0.0/24", c.Nodes, c.FirstHost)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Member is one node of the testnet.
+type Member struct {
+	Name    string
+	Index   int
+	Country string
+	IP      string // 127.0.0.x: listen address and egress IP
+	Datadir string
+	Node    *node.Node
+
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Testnet is a running in-process network.
+type Testnet struct {
+	cfg     Config
+	mu      sync.Mutex // guards Members
+	Members []*Member
+}
+
+// Start creates the data dirs, starts every node, connects them all and
+// writes Dir/testnet.json. Close stops them.
+func Start(ctx context.Context, cfg Config) (*Testnet, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	t := &Testnet{cfg: cfg}
+	for i := 0; i < cfg.Nodes; i++ {
+		subs := cfg.Countries
+		if cfg.Subscribe != nil {
+			subs = cfg.Subscribe(i)
+		}
+		if _, err := t.Add(ctx, cfg.Countries[i%len(cfg.Countries)], subs); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	if err := t.WriteJSON(); err != nil {
+		t.Close()
+		return nil, err
+	}
+	return t, nil
+}
+
+// Add starts one more node with the given country and subscriptions and
+// connects it to every running member.
+func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (*Member, error) {
+	t.mu.Lock()
+	i := len(t.Members)
+	t.mu.Unlock()
+	m := &Member{
+		Name:    fmt.Sprintf("node%d", i),
+		Index:   i,
+		Country: country,
+		IP:      fmt.Sprintf("127.0.0.%d", t.cfg.FirstHost+i),
+		Datadir: filepath.Join(t.cfg.Dir, fmt.Sprintf("node%d", i)),
+	}
+	cfg := node.Config{
+		Listen:    []string{"/ip4/" + m.IP + "/tcp/0", "/ip4/" + m.IP + "/udp/0/quic-v1"},
+		API:       m.IP + ":0",
+		Countries: subscribe,
+		Scrypt:    node.ScryptLight,
+		DHTServer: true,
+	}
+	if _, err := os.Stat(filepath.Join(m.Datadir, "keystore")); errors.Is(err, os.ErrNotExist) {
+		key, err := ethcrypto.GenerateKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(m.Datadir, 0o700); err != nil {
+			return nil, err
+		}
+		if _, err := node.WriteKey(m.Datadir, key, Passphrase, node.ScryptLight); err != nil {
+			return nil, err
+		}
+		if err := node.WriteConfig(m.Datadir, cfg); err != nil {
+			return nil, err
+		}
+	}
+	opts := append([]node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}, t.cfg.NodeOptions...)
+	n, err := node.New(m.Datadir, Passphrase, cfg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("testnet: %s: %w", m.Name, err)
+	}
+	m.Node = n
+	if err := t.run(ctx, m); err != nil {
+		return nil, err
+	}
+	t.mu.Lock()
+	others := append([]*Member(nil), t.Members...)
+	t.Members = append(t.Members, m)
+	t.mu.Unlock()
+	for _, o := range others {
+		if o.Node == nil {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := n.Connect(cctx, o.Node.AddrInfo())
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("testnet: connect %s to %s: %w", m.Name, o.Name, err)
+		}
+	}
+	return m, nil
+}
+
+// run starts a member's node and waits until it is ready.
+func (t *Testnet) run(ctx context.Context, m *Member) error {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.cancel, m.done = cancel, make(chan error, 1)
+	go func() { m.done <- m.Node.Run(rctx) }()
+	select {
+	case <-m.Node.Ready():
+		return nil
+	case err := <-m.done:
+		cancel()
+		_ = m.Node.Close()
+		m.done <- err
+		return fmt.Errorf("testnet: start %s: %w", m.Name, err)
+	case <-ctx.Done():
+		cancel()
+		<-m.done
+		_ = m.Node.Close()
+		return ctx.Err()
+	}
+}
+
+// Stop stops one member's node (its data dir stays) and returns Run's
+// error.
+func (m *Member) Stop() error {
+	if m.Node == nil {
+		return nil
+	}
+	m.cancel()
+	err := <-m.done
+	if cerr := m.Node.Close(); err == nil {
+		err = cerr
+	}
+	m.Node = nil
+	return err
+}
+
+// Restart starts a stopped member again on the same data dir and
+// reconnects it to the running members.
+func (t *Testnet) Restart(ctx context.Context, m *Member) error {
+	if m.Node != nil {
+		return fmt.Errorf("testnet: %s is running", m.Name)
+	}
+	cfg, err := node.LoadConfig(m.Datadir)
+	if err != nil {
+		return err
+	}
+	opts := append([]node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}, t.cfg.NodeOptions...)
+	n, err := node.New(m.Datadir, Passphrase, cfg, opts...)
+	if err != nil {
+		return err
+	}
+	m.Node = n
+	if err := t.run(ctx, m); err != nil {
+		m.Node = nil
+		return err
+	}
+	for _, o := range t.Running() {
+		if o == m {
+			continue
+		}
+		if err := n.Connect(ctx, o.Node.AddrInfo()); err != nil {
+			return fmt.Errorf("testnet: reconnect %s to %s: %w", m.Name, o.Name, err)
+		}
+	}
+	return nil
+}
+
+// Running lists the members whose node runs.
+func (t *Testnet) Running() []*Member {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*Member
+	for _, m := range t.Members {
+		if m.Node != nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Close stops every node and waits for them.
+func (t *Testnet) Close() error {
+	t.mu.Lock()
+	members := append([]*Member(nil), t.Members...)
+	t.mu.Unlock()
+	var errs []error
+	for _, m := range members {
+		if m.Node != nil {
+			m.cancel()
+		}
+	}
+	for _, m := range members {
+		if err := m.Stop(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", m.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// NodeInfo is one entry of testnet.json.
+type NodeInfo struct {
+	Name     string   `json:"name"`
+	PeerID   string   `json:"peerId"`
+	Address  string   `json:"address"`
+	API      string   `json:"api"`
+	Token    string   `json:"token"`
+	Datadir  string   `json:"datadir"`
+	Country  string   `json:"country"`
+	EgressIP string   `json:"egressIp"`
+	P2P      []string `json:"p2p"`
+}
+
+// File is testnet.json.
+type File struct {
+	Nodes []NodeInfo `json:"nodes"`
+}
+
+// Info describes the running members.
+func (t *Testnet) Info() File {
+	var f File
+	for _, m := range t.Running() {
+		n := m.Node
+		info := NodeInfo{
+			Name: m.Name, PeerID: n.PeerID().String(), Address: n.Address().Hex(),
+			Token: n.Token(), Datadir: m.Datadir, Country: m.Country, EgressIP: m.IP,
+		}
+		if a := n.APIAddr(); a != nil {
+			info.API = a.String()
+		}
+		for _, a := range n.Host().Addrs() {
+			info.P2P = append(info.P2P, a.String()+"/p2p/"+n.PeerID().String())
+		}
+		f.Nodes = append(f.Nodes, info)
+	}
+	return f
+}
+
+// WriteJSON writes Dir/testnet.json.
+func (t *Testnet) WriteJSON() error {
+	b, err := json.MarshalIndent(t.Info(), "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(t.cfg.Dir, "testnet.json"), append(b, '\n'), 0o600)
+}
+
+// AwaitMesh waits until every running member sees at least want gossip
+// peers on each of the given shards it subscribes to.
+func (t *Testnet) AwaitMesh(ctx context.Context, want int, shards ...string) error {
+	return Await(ctx, func() error {
+		for _, m := range t.Running() {
+			st := m.Node.Status(ctx)
+			for _, s := range st.Shards {
+				if len(shards) > 0 && !contains(shards, s.Country) {
+					continue
+				}
+				if s.Peers < want {
+					return fmt.Errorf("%s has %d peers on %s, want %d", m.Name, s.Peers, s.Country, want)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// Await polls cond until it returns nil or ctx ends; the error names the
+// last reason cond gave.
+func Await(ctx context.Context, cond func() error) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		err := cond()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ctx.Err(), err)
+		case <-t.C:
+		}
+	}
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+// PeerIDs lists the running members' peer ids.
+func (t *Testnet) PeerIDs() []peer.ID {
+	var out []peer.ID
+	for _, m := range t.Running() {
+		out = append(out, m.Node.PeerID())
+	}
+	return out
+}
