@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ecdsa"
 
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
@@ -15,3 +16,6 @@ func (n *Node) ValidateGossip(from peer.ID, cc string, data []byte) pubsub.Valid
 	msg := &pubsub.Message{Message: &pb.Message{Data: data, Topic: &topic}, ReceivedFrom: from}
 	return n.validate(context.Background(), from, msg)
 }
+
+// Key is the node's key (tests sign orders "elsewhere" with it).
+func (n *Node) Key() *ecdsa.PrivateKey { return n.key }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/big"
+	"sync"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -64,8 +65,34 @@ func (e *encoder) string(s string) { e.hash(crypto.Keccak256Hash([]byte(s))) }
 
 func (e *encoder) sum() common.Hash { return crypto.Keccak256Hash(e.buf) }
 
+// separators caches domain separators; a network has one or two domains,
+// and the cache stops growing at maxSeparators so that orders claiming
+// arbitrary domains (which are refused anyway) cannot bloat it.
+var (
+	separatorsMu sync.RWMutex
+	separators   = map[Domain]common.Hash{}
+)
+
+const maxSeparators = 16
+
 // Separator is the EIP-712 domain separator.
 func (d Domain) Separator() common.Hash {
+	separatorsMu.RLock()
+	h, ok := separators[d]
+	separatorsMu.RUnlock()
+	if ok {
+		return h
+	}
+	h = d.separator()
+	separatorsMu.Lock()
+	if len(separators) < maxSeparators {
+		separators[d] = h
+	}
+	separatorsMu.Unlock()
+	return h
+}
+
+func (d Domain) separator() common.Hash {
 	e := encoder{buf: make([]byte, 0, 5*32)}
 	e.hash(domainTypeHash)
 	e.hash(domainNameHash)

@@ -135,7 +135,8 @@ func Validate(o *Order, size int, now time.Time, p Params, state StateView, bala
 	if err := checkTimes(o.Created, o.Expires, now, p); err != nil {
 		return err
 	}
-	signer, err := o.Signer()
+	id := o.ID()
+	signer, err := recoverSigner(id, o.Signature)
 	if err != nil {
 		return err
 	}
@@ -143,7 +144,6 @@ func Validate(o *Order, size int, now time.Time, p Params, state StateView, bala
 		return fmt.Errorf("%w: signed by %s, maker %s", ErrWrongSigner, signer.Hex(), o.Maker.Hex())
 	}
 	if state != nil {
-		id := o.ID()
 		if state.Cancelled(id) {
 			return fmt.Errorf("%w: %s", ErrCancelled, id.Hex())
 		}

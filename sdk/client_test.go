@@ -184,12 +184,15 @@ func TestEventsEndWithContext(t *testing.T) {
 		t.Fatalf("event after cancel: %+v", ev)
 	}
 	// The server notices too.
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.After(5 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for b.Subscribers() != 0 {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline:
 			t.Fatal("subscription still open")
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond) // polling under a deadline
 	}
 }
 

@@ -45,6 +45,17 @@ type Config struct {
 	Logger *slog.Logger
 	// NodeOptions are passed to every node.
 	NodeOptions []node.Option
+	// Chain, if set, is the chain every node signs for (its chain id and
+	// escrow form the EIP-712 domain); it is written to testnet.json.
+	Chain *ChainInfo
+}
+
+// ChainInfo describes the chain of a testnet, as in testnet.json.
+type ChainInfo struct {
+	RPC     string `json:"rpc"`
+	ChainID uint64 `json:"chainId"`
+	Token   string `json:"token"`
+	Escrow  string `json:"escrow"`
 }
 
 func (c *Config) validate() error {
@@ -129,6 +140,9 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 		Countries: subscribe,
 		Scrypt:    node.ScryptLight,
 		DHTServer: true,
+	}
+	if c := t.cfg.Chain; c != nil {
+		cfg.ChainID, cfg.Escrow = c.ChainID, c.Escrow
 	}
 	if _, err := os.Stat(filepath.Join(m.Datadir, "keystore")); errors.Is(err, os.ErrNotExist) {
 		key, err := ethcrypto.GenerateKey()
@@ -286,12 +300,13 @@ type NodeInfo struct {
 
 // File is testnet.json.
 type File struct {
+	Chain *ChainInfo `json:"chain,omitempty"`
 	Nodes []NodeInfo `json:"nodes"`
 }
 
 // Info describes the running members.
 func (t *Testnet) Info() File {
-	var f File
+	f := File{Chain: t.cfg.Chain}
 	for _, m := range t.Running() {
 		n := m.Node
 		info := NodeInfo{

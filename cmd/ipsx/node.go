@@ -16,7 +16,7 @@ import (
 // nodeCommands returns the commands that run things in this process (init,
 // node, testnet, devchain) rather than talk to a running node.
 func nodeCommands(a *app) []*cobra.Command {
-	return []*cobra.Command{initCommand(a), runNodeCommand(a), testnetCommand(a), devchainCommand(a)}
+	return []*cobra.Command{initCommand(a), runNodeCommand(a), testnetCommand(a), devchainCommand(a), demoCommand(a)}
 }
 
 // nodeFlags are the node.Config settings as flags; their names are the

@@ -1,0 +1,117 @@
+package testnet_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ipsx/ipsx/sdk"
+	"github.com/ipsx/ipsx/testnet"
+)
+
+// BenchmarkPropagation30 measures how long an order takes from the API call
+// that publishes it to its arrival in the book of every other node, across
+// a 30-node in-process mesh on one shard, and reports the median and the
+// 99th percentile over all (order, node) pairs. Run it with -benchtime=1x:
+// one iteration is a whole experiment.
+func BenchmarkPropagation30(b *testing.B) {
+	const nodes, orders = 30, 100
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tn, err := testnet.Start(ctx, testnet.Config{Dir: b.TempDir(), Nodes: nodes, Countries: []string{"DE"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tn.Close()
+	if err := tn.AwaitMesh(ctx, 6); err != nil {
+		b.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		arrivals = map[string][]time.Time{}
+		wg       sync.WaitGroup
+	)
+	for _, m := range tn.Members {
+		ch, stop := m.Node.Subscribe()
+		defer stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range ch {
+				if ev.Type != "order.added" {
+					continue
+				}
+				now := time.Now()
+				var oe struct {
+					Order struct {
+						ID string `json:"id"`
+					} `json:"order"`
+				}
+				if json.Unmarshal(ev.Data, &oe) == nil {
+					mu.Lock()
+					arrivals[oe.Order.ID] = append(arrivals[oe.Order.ID], now)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	defer wg.Wait()
+
+	for it := 0; it < b.N; it++ {
+		sent := map[string]time.Time{}
+		// Space the orders out a little so each is measured on a quiet
+		// mesh rather than queued behind the previous ones.
+		pace := time.NewTicker(5 * time.Millisecond)
+		for i := 0; i < orders; i++ {
+			<-pace.C
+			src := tn.Members[i%nodes].Node
+			start := time.Now()
+			o, err := src.CreateOffer(ctx, sdk.OfferParams{
+				Country: "DE", IPType: "residential", IPs: uint32(1 + i%50),
+				PricePerHour: "1000", PricePerGB: "10", MinDuration: 60, MaxDuration: 3600, Bandwidth: 10,
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			sent[o.ID().Hex()] = start
+		}
+		pace.Stop()
+		if err := testnet.Await(ctx, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			for id := range sent {
+				if n := len(arrivals[id]); n < nodes {
+					return fmt.Errorf("order %s reached %d of %d nodes", id, n, nodes)
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+		var lat []time.Duration
+		mu.Lock()
+		for id, t0 := range sent {
+			ts := append([]time.Time(nil), arrivals[id]...)
+			sort.Slice(ts, func(i, j int) bool { return ts[i].Before(ts[j]) })
+			for _, t := range ts[1:] { // the first arrival is the publisher's own
+				lat = append(lat, t.Sub(t0))
+			}
+			delete(arrivals, id)
+		}
+		mu.Unlock()
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		p50 := lat[len(lat)/2]
+		p99 := lat[len(lat)*99/100]
+		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+		b.Logf("30-node mesh: %d orders × %d receivers: p50 %s, p99 %s, max %s", orders, nodes-1, p50, p99, lat[len(lat)-1])
+	}
+	b.StopTimer()
+	if err := tn.Close(); err != nil {
+		b.Fatal(err)
+	}
+}
