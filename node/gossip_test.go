@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/testnet"
@@ -45,10 +46,7 @@ func offerParams(cc string) sdk.OfferParams {
 }
 
 // has reports whether member m's book holds the order.
-func has(m *testnet.Member, id fmt.Stringer) bool {
-	o, err := m.Node.Book().Get(commonHash(id))
-	return err == nil && o != nil
-}
+func has(m *testnet.Member, id common.Hash) bool { return m.Node.Book().Has(id) }
 
 // TestShardPropagation: 12 nodes over 3 shards; an order reaches every node
 // subscribed to its shard and no other; a late joiner gets the live book

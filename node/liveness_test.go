@@ -29,7 +29,7 @@ func TestHeartbeatRepairAndLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An order that goes into a's book without being gossiped.
-	k := testKeyOf(t, a)
+	k := a.Node.Key()
 	hidden := orderbooktest.Sign(orderbooktest.Offer(a.Node.Status(ctx).Domain(), "DE", 99, time.Now()), k)
 	if _, err := a.Node.Book().Add(hidden); err != nil {
 		t.Fatal(err)

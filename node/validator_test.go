@@ -1,13 +1,16 @@
 package node_test
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/orderbook/orderbooktest"
+	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/testnet"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 )
@@ -66,6 +69,25 @@ func TestGossipRejectsBadOrders(t *testing.T) {
 	}
 	if after := judge.Book().Count(); after != before {
 		t.Fatalf("book went from %d to %d orders on bad messages", before, after)
+	}
+
+	// Each bad order, imported through the node's real HTTP API: a 4xx with
+	// a body naming the problem, and nothing enters the book.
+	cl := sdk.NewClient("http://"+judge.APIAddr().String(), judge.Token())
+	for _, c := range fx.Cases {
+		if c.IsCancel {
+			continue // not an order; the cancel replay is DELETE twice (TestAPICancelTwice)
+		}
+		_, err := cl.ImportOrderJSON(ctx, c.Msg)
+		var apiErr *sdk.APIError
+		if !errors.As(err, &apiErr) || apiErr.StatusCode < 400 || apiErr.StatusCode >= 500 || apiErr.Message == "" {
+			t.Errorf("%s: import answered %v, want a 4xx naming the problem", c.Name, err)
+			continue
+		}
+		t.Logf("%-28s %d %-20s %s", c.Name, apiErr.StatusCode, apiErr.Code, apiErr.Message)
+	}
+	if after := judge.Book().Count(); after != before {
+		t.Fatalf("book went from %d to %d orders on bad imports", before, after)
 	}
 
 	// Over the wire: the evil node publishes the table raw (skipping its
@@ -127,4 +149,28 @@ func gossipCounts(m *testnet.Member) string {
 		}
 	}
 	return out
+}
+
+// TestAPICancelTwice: cancelling an order through the API works once; the
+// replay is a 409.
+func TestAPICancelTwice(t *testing.T) {
+	tn := startTestnet(t, testnet.Config{Nodes: 1, Countries: []string{"DE"}})
+	ctx := awaitCtx(t)
+	n := tn.Members[0].Node
+	cl := sdk.NewClient("http://"+n.APIAddr().String(), n.Token())
+	o, err := cl.CreateOffer(ctx, offerParams("DE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.CancelOrder(ctx, o.ID()); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cl.CancelOrder(ctx, o.ID())
+	var apiErr *sdk.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 409 {
+		t.Fatalf("second cancel: %v, want 409", err)
+	}
+	if _, err := cl.CancelOrder(ctx, common.Hash{7}); !errors.As(err, &apiErr) || apiErr.StatusCode != 404 {
+		t.Fatalf("cancel of an unknown order: %v, want 404", err)
+	}
 }
