@@ -167,9 +167,13 @@ func (s *sender) sendPacked(ctx context.Context, to *common.Address) func([]byte
 }
 
 func (s *sender) signAndSend(ctx context.Context, to *common.Address, data []byte) (*types.Transaction, error) {
+	return s.signAndSendValue(ctx, to, nil, data)
+}
+
+func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value *big.Int, data []byte) (*types.Transaction, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	gas, err := s.b.EstimateGas(ctx, ethereum.CallMsg{From: s.from, To: to, Data: data})
+	gas, err := s.b.EstimateGas(ctx, ethereum.CallMsg{From: s.from, To: to, Value: value, Data: data})
 	if err != nil {
 		return nil, fmt.Errorf("estimate gas: %w", classify(err))
 	}
@@ -196,6 +200,7 @@ func (s *sender) signAndSend(ctx context.Context, to *common.Address, data []byt
 		GasFeeCap: feeCap,
 		Gas:       gas + gas/5, // estimates are exact; the margin absorbs state changes before inclusion
 		To:        to,
+		Value:     value,
 		Data:      data,
 	})
 	if err != nil {
@@ -321,6 +326,23 @@ func (c *Client) Deposit(ctx context.Context, amount *big.Int) (*types.Receipt, 
 	r, err := c.s.sendPacked(ctx, &c.c.Escrow)(c.escrow.TryPackDeposit(amount))
 	if err != nil {
 		return r, fmt.Errorf("deposit %s: %w", amount, err)
+	}
+	return r, nil
+}
+
+// SendETH sends amount wei to an address and waits for the receipt (the dev
+// chain and testnets fund accounts with it).
+func (c *Client) SendETH(ctx context.Context, to common.Address, amount *big.Int) (*types.Receipt, error) {
+	if amount == nil || amount.Sign() <= 0 {
+		return nil, fmt.Errorf("send ETH %v: %w: amount must be positive", amount, ErrInvalidArgument)
+	}
+	tx, err := c.s.signAndSendValue(ctx, &to, amount, nil)
+	if err != nil {
+		return nil, fmt.Errorf("send ETH to %s: %w", to.Hex(), err)
+	}
+	r, err := c.s.wait(ctx, tx.Hash())
+	if err != nil {
+		return r, fmt.Errorf("send ETH to %s: %w", to.Hex(), err)
 	}
 	return r, nil
 }

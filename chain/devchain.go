@@ -281,6 +281,25 @@ func (dc *DevChain) sealPending() {
 	}
 }
 
+// Fund sends eth (wei) and tokens (base units) from the deployer to addr.
+func (dc *DevChain) Fund(ctx context.Context, addr common.Address, eth, tokens *big.Int) error {
+	cl, err := dc.NewClient(dc.deployer)
+	if err != nil {
+		return err
+	}
+	if eth != nil && eth.Sign() > 0 {
+		if _, err := cl.SendETH(ctx, addr, eth); err != nil {
+			return fmt.Errorf("devchain: fund %s: %w", addr.Hex(), err)
+		}
+	}
+	if tokens != nil && tokens.Sign() > 0 {
+		if _, err := cl.Transfer(ctx, addr, tokens); err != nil {
+			return fmt.Errorf("devchain: fund %s: %w", addr.Hex(), err)
+		}
+	}
+	return nil
+}
+
 // Commit seals a block with the pending transactions and returns its hash.
 func (dc *DevChain) Commit() common.Hash {
 	dc.sealMu.Lock()

@@ -33,6 +33,10 @@ type Config struct {
 	// ChainID and Escrow form the EIP-712 domain of every signature.
 	ChainID uint64 `json:"chain-id,omitempty"`
 	Escrow  string `json:"escrow,omitempty"`
+	// ChainRPC is the Ethereum JSON-RPC endpoint of the escrow's chain
+	// (e.g. `ipsx devchain`, geth --dev). Empty: no chain; the wallet is
+	// unavailable and order balances go unchecked.
+	ChainRPC string `json:"chain-rpc,omitempty"`
 	// Scrypt is the keystore strength: standard (default) or light.
 	Scrypt string `json:"scrypt,omitempty"`
 	// DHTServer forces DHT server mode; otherwise it follows reachability.

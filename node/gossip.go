@@ -216,7 +216,7 @@ func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) 
 			n.metrics.dropped.WithLabelValues("rate_limit_maker").Inc()
 			return pubsub.ValidationIgnore
 		}
-		if err := orderbook.Validate(o, len(msg.Data), now, n.params, n.book, n.o.balances); err != nil {
+		if err := orderbook.Validate(o, len(msg.Data), now, n.params, n.book, n.balanceView()); err != nil {
 			return n.verdict(kind, from, err)
 		}
 		added, err := n.book.Add(o)

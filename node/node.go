@@ -16,6 +16,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -50,6 +51,11 @@ type Node struct {
 	events  *broker
 	peerLim *limiter
 	mkLim   *limiter
+
+	// The chain, when configured: set by Run before ready is closed.
+	escrow     *chain.Client
+	balances   *balanceView
+	chainClose func()
 
 	// Set up by Run before ready is closed; read-only afterwards.
 	host    host.Host
@@ -121,6 +127,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		events:    newBroker(),
 		peerLim:   newLimiter(o.peerRate, o.peerBurst),
 		mkLim:     newLimiter(o.makerRate, o.makerBurst),
+		balances:  newBalanceView(o.balanceTTL, o.clock),
 		ready:     make(chan struct{}),
 		shards:    map[string]*shard{},
 		reconcile: make(chan pull, 1024),
@@ -177,6 +184,19 @@ func (n *Node) Connect(ctx context.Context, ai peer.AddrInfo) error {
 }
 
 func (n *Node) now() time.Time { return n.o.clock() }
+
+// balanceView is what the anti-spam rule checks: the chain's balances when
+// the node has a chain, else the WithBalances view (nil: unchecked).
+func (n *Node) balanceView() orderbook.BalanceView {
+	if n.escrow != nil {
+		return n.balances
+	}
+	return n.o.balances
+}
+
+// Escrow is the node key's escrow client, nil without a chain (valid after
+// Ready).
+func (n *Node) Escrow() *chain.Client { return n.escrow }
 
 // Status implements api.Backend.
 func (n *Node) Status(ctx context.Context) sdk.Status {
@@ -278,7 +298,7 @@ func (n *Node) addLocal(ctx context.Context, o *orderbook.Order) error {
 	if err != nil {
 		return err
 	}
-	if err := orderbook.Validate(o, len(data), n.now(), n.params, n.book, n.o.balances); err != nil {
+	if err := orderbook.Validate(o, len(data), n.now(), n.params, n.book, n.balanceView()); err != nil {
 		return err
 	}
 	added, err := n.book.Add(o)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/orderbook"
 	"golang.org/x/time/rate"
 )
@@ -28,6 +29,10 @@ type options struct {
 	queue      int
 	noAPI      bool
 	syncPage   int
+
+	chainBackend chain.Backend
+	contracts    chain.Contracts
+	balanceTTL   time.Duration
 }
 
 func defaultOptions() options {
@@ -42,6 +47,7 @@ func defaultOptions() options {
 		makerBurst: 2000,
 		queue:      8192,
 		syncPage:   256,
+		balanceTTL: DefaultBalanceTTL,
 	}
 }
 
@@ -55,6 +61,8 @@ func (o options) validate() error {
 		return errors.New("node: rate limits must be positive")
 	case o.queue < 32:
 		return errors.New("node: gossip queues under 32")
+	case o.balanceTTL <= 0:
+		return errors.New("node: balance TTL must be positive")
 	case o.syncPage < 1 || o.syncPage > maxSyncPage:
 		return errors.New("node: sync page size out of range")
 	}
@@ -86,6 +94,15 @@ func WithRateLimits(peerRate float64, peerBurst int, makerRate float64, makerBur
 		o.makerRate, o.makerBurst = rate.Limit(makerRate), makerBurst
 	}
 }
+
+// WithChain connects the node to a chain in-process (the testnet's shared
+// dev chain) instead of dialing Config.ChainRPC.
+func WithChain(b chain.Backend, c chain.Contracts) Option {
+	return func(o *options) { o.chainBackend, o.contracts = b, c }
+}
+
+// WithBalanceTTL sets how long a maker's escrow balance is cached.
+func WithBalanceTTL(d time.Duration) Option { return func(o *options) { o.balanceTTL = d } }
 
 // WithSyncPage sets how many orders one order-sync page carries.
 func WithSyncPage(n int) Option { return func(o *options) { o.syncPage = n } }

@@ -220,7 +220,7 @@ func (n *Node) applyPage(cc string, page syncPage, res *syncResult) {
 			err = fmt.Errorf("%w: order for %s in a %s sync", orderbook.ErrMalformed, o.Shard(), cc)
 		}
 		if err == nil {
-			err = orderbook.Validate(o, len(raw), now, n.params, n.book, n.o.balances)
+			err = orderbook.Validate(o, len(raw), now, n.params, n.book, n.balanceView())
 		}
 		var added orderbook.Added
 		if err == nil {

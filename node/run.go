@@ -35,6 +35,14 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	n.runCtx, n.runWG = ctx, &wg
 	n.started = time.Now()
 
+	if err := n.connectChain(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		if n.chainClose != nil {
+			n.chainClose()
+		}
+	}()
 	if err := n.startHost(ctx); err != nil {
 		return err
 	}

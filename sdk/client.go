@@ -410,3 +410,22 @@ func readLine(br *bufio.Reader) ([]byte, error) {
 		}
 	}
 }
+
+// Wallet returns the node key's token and escrow balances.
+func (c *Client) Wallet(ctx context.Context) (*Wallet, error) {
+	var w Wallet
+	return &w, c.call(ctx, "GET", "/v1/wallet", nil, nil, &w)
+}
+
+// Deposit moves amount (token base units, decimal) of the node's tokens
+// into its escrow balance and waits for the receipt.
+func (c *Client) Deposit(ctx context.Context, amount string) (*TxResult, error) {
+	var r TxResult
+	return &r, c.call(ctx, "POST", "/v1/wallet/deposit", nil, AmountParams{Amount: amount}, &r)
+}
+
+// Withdraw moves amount of free escrow balance back to the node's wallet.
+func (c *Client) Withdraw(ctx context.Context, amount string) (*TxResult, error) {
+	var r TxResult
+	return &r, c.call(ctx, "POST", "/v1/wallet/withdraw", nil, AmountParams{Amount: amount}, &r)
+}

@@ -94,3 +94,29 @@ type Error struct {
 	// "expired", "not_found", "unauthorized".
 	Code string `json:"code"`
 }
+
+// Wallet is GET /v1/wallet: the node key's balances, in token base units
+// as decimal strings.
+type Wallet struct {
+	Address  string `json:"address"`
+	ChainID  uint64 `json:"chainId"`
+	Token    string `json:"token"`  // token contract
+	Escrow   string `json:"escrow"` // escrow contract
+	Balance  string `json:"tokenBalance"`
+	Free     string `json:"escrowBalance"` // free balance in the escrow
+	Reserved string `json:"reserved"`      // locked in open deals
+}
+
+// AmountParams is the body of POST /v1/wallet/deposit and /withdraw.
+type AmountParams struct {
+	Amount string `json:"amount"` // token base units, decimal
+}
+
+// TxResult is the answer of a wallet transaction: its receipt and the
+// wallet after it.
+type TxResult struct {
+	TxHash  string `json:"txHash"`
+	Block   uint64 `json:"block"`
+	GasUsed uint64 `json:"gasUsed"`
+	Wallet  Wallet `json:"wallet"`
+}

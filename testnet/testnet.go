@@ -11,12 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"sync"
 	"time"
 
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -45,10 +47,26 @@ type Config struct {
 	Logger *slog.Logger
 	// NodeOptions are passed to every node.
 	NodeOptions []node.Option
-	// Chain, if set, is the chain every node signs for (its chain id and
-	// escrow form the EIP-712 domain); it is written to testnet.json.
+	// DevChain, if set, is the chain every node uses in-process; each node
+	// is funded from its deployer with FundETH and FundTokens and deposits
+	// Deposit into the escrow.
+	DevChain   *chain.DevChain
+	FundETH    *big.Int
+	FundTokens *big.Int
+	Deposit    *big.Int
+	// Chain describes the chain for testnet.json (RPC is the caller's to
+	// fill in when it serves the chain); with DevChain and no Chain, it is
+	// derived from DevChain without an RPC address.
 	Chain *ChainInfo
 }
+
+// Default funding of a testnet node: 10 ETH for gas, 1,000,000 tokens, of
+// which 100,000 go into the escrow.
+var (
+	DefaultFundETH    = new(big.Int).Mul(big.NewInt(10), chain.Ether)
+	DefaultFundTokens = new(big.Int).Mul(big.NewInt(1_000_000), chain.Token)
+	DefaultDeposit    = new(big.Int).Mul(big.NewInt(100_000), chain.Token)
+)
 
 // ChainInfo describes the chain of a testnet, as in testnet.json.
 type ChainInfo struct {
@@ -73,6 +91,22 @@ func (c *Config) validate() error {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.DevChain != nil {
+		ct := c.DevChain.Contracts()
+		if c.Chain == nil {
+			c.Chain = &ChainInfo{}
+		}
+		c.Chain.ChainID, c.Chain.Token, c.Chain.Escrow = ct.ChainID.Uint64(), ct.Token.Hex(), ct.Escrow.Hex()
+		if c.FundETH == nil {
+			c.FundETH = DefaultFundETH
+		}
+		if c.FundTokens == nil {
+			c.FundTokens = DefaultFundTokens
+		}
+		if c.Deposit == nil {
+			c.Deposit = DefaultDeposit
+		}
 	}
 	return nil
 }
@@ -159,13 +193,15 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 			return nil, err
 		}
 	}
-	opts := append([]node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}, t.cfg.NodeOptions...)
-	n, err := node.New(m.Datadir, Passphrase, cfg, opts...)
+	n, err := node.New(m.Datadir, Passphrase, cfg, t.nodeOptions(m)...)
 	if err != nil {
 		return nil, fmt.Errorf("testnet: %s: %w", m.Name, err)
 	}
 	m.Node = n
 	if err := t.run(ctx, m); err != nil {
+		return nil, err
+	}
+	if err := t.fund(ctx, m); err != nil {
 		return nil, err
 	}
 	t.mu.Lock()
@@ -184,6 +220,32 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 		}
 	}
 	return m, nil
+}
+
+func (t *Testnet) nodeOptions(m *Member) []node.Option {
+	opts := []node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}
+	if dc := t.cfg.DevChain; dc != nil {
+		opts = append(opts, node.WithChain(dc.Client(), dc.Contracts()))
+	}
+	return append(opts, t.cfg.NodeOptions...)
+}
+
+// fund gives a new member ETH and tokens from the dev chain's deployer and
+// has it deposit into the escrow.
+func (t *Testnet) fund(ctx context.Context, m *Member) error {
+	dc := t.cfg.DevChain
+	if dc == nil {
+		return nil
+	}
+	if err := dc.Fund(ctx, m.Node.Address(), t.cfg.FundETH, t.cfg.FundTokens); err != nil {
+		return fmt.Errorf("testnet: fund %s: %w", m.Name, err)
+	}
+	if t.cfg.Deposit.Sign() > 0 {
+		if _, err := m.Node.Deposit(ctx, t.cfg.Deposit); err != nil {
+			return fmt.Errorf("testnet: %s deposit: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 // run starts a member's node and waits until it is ready.
@@ -232,8 +294,7 @@ func (t *Testnet) Restart(ctx context.Context, m *Member) error {
 	if err != nil {
 		return err
 	}
-	opts := append([]node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}, t.cfg.NodeOptions...)
-	n, err := node.New(m.Datadir, Passphrase, cfg, opts...)
+	n, err := node.New(m.Datadir, Passphrase, cfg, t.nodeOptions(m)...)
 	if err != nil {
 		return err
 	}

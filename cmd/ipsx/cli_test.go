@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,25 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain lets the test binary double as the ipsx command, so tests can
+// run `ipsx devchain` and `ipsx node` as separate processes: with
+// IPSX_TEST_AS_CLI=1 it runs the CLI on the arguments after "--".
+func TestMain(m *testing.M) {
+	if os.Getenv("IPSX_TEST_AS_CLI") == "1" {
+		for i, a := range os.Args {
+			if a == "--" {
+				os.Args = append([]string{"ipsx"}, os.Args[i+1:]...)
+				break
+			}
+		}
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // cli runs ipsx commands in-process against one test node.
 type cli struct {

@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sync"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/matching"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -45,28 +43,20 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	defer os.RemoveAll(dir)
 
-	step("starting the embedded dev chain")
-	dc, err := chain.StartDevChain(ctx, chain.DefaultDevChainConfig())
+	step("starting the embedded dev chain (a real EVM) with the IPSX token and escrow")
+	dc, rpcURL, stopChain, err := serveDevChain(ctx, "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
-	defer dc.Close()
-	ln, err := chain.Listen("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	sctx, stopServe := context.WithCancel(ctx)
-	var served sync.WaitGroup
-	served.Add(1)
-	go func() { defer served.Done(); _ = dc.Serve(sctx, ln) }()
-	defer served.Wait()
-	defer stopServe()
+	defer stopChain()
 	c := dc.Contracts()
-	info := &testnet.ChainInfo{RPC: "http://" + ln.Addr().String(), ChainID: c.ChainID.Uint64(), Token: c.Token.Hex(), Escrow: c.Escrow.Hex()}
-	fmt.Fprintf(out, "    chain id %d, JSON-RPC %s\n    token  %s\n    escrow %s\n", info.ChainID, info.RPC, info.Token, info.Escrow)
+	fmt.Fprintf(out, "    chain id %s, JSON-RPC %s\n    token  %s\n    escrow %s\n", c.ChainID, rpcURL, c.Token.Hex(), c.Escrow.Hex())
 
-	step("starting 3 providers (DE, US, DE) and 1 requester, each on its own 127.0.0.x")
-	tn, err := testnet.Start(ctx, testnet.Config{Dir: dir, Nodes: 4, Countries: []string{"DE", "US"}, Chain: info})
+	step("starting 3 providers (DE, US, DE) and 1 requester, each on its own 127.0.0.x, funded from the chain")
+	tn, err := testnet.Start(ctx, testnet.Config{
+		Dir: dir, Nodes: 4, Countries: []string{"DE", "US"},
+		DevChain: dc, Chain: &testnet.ChainInfo{RPC: rpcURL},
+	})
 	if err != nil {
 		return err
 	}
@@ -100,8 +90,14 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 		fmt.Fprintf(out, "    %s offers %d %s IPs at %s/IP-hour: %s\n", m.Name, o.IPs, cc, o.PricePerHour, o.ID().Hex())
 	}
 
-	step("requester publishes a request for 2 DE IPs for 1 hour")
 	rcl := sdk.NewClient("http://"+requester.Node.APIAddr().String(), requester.Node.Token())
+	w, err := rcl.Wallet(ctx)
+	if err != nil {
+		return err
+	}
+	step("the requester's wallet: %s in the escrow, %s in its wallet", tokens(w.Free), tokens(w.Balance))
+
+	step("requester publishes a request for 2 DE IPs for 1 hour (peers check its escrow covers it)")
 	req, err := rcl.CreateRequest(ctx, sdk.RequestParams{
 		Country: "DE", IPType: "any", IPs: 2, Duration: 3600, MaxPricePerHour: "2000", MaxPricePerGB: "100",
 	})

@@ -90,6 +90,7 @@ the config file, then the default.`,
 		orderCommand(a),
 		bookCommand(a),
 		statusCommand(a),
+		walletCommand(a),
 		eventsCommand(a),
 		versionCommand(a),
 	)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -34,6 +35,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringSliceVar(&f.cfg.Countries, "countries", nil, "country shards to follow beyond those of the node's own orders, e.g. DE,US")
 	fl.Uint64Var(&f.cfg.ChainID, "chain-id", node.DefaultChainID, "chain id of the EIP-712 domain")
 	fl.StringVar(&f.cfg.Escrow, "escrow", node.DefaultEscrow, "escrow contract address of the EIP-712 domain")
+	fl.StringVar(&f.cfg.ChainRPC, "chain-rpc", "", "Ethereum JSON-RPC endpoint of the escrow's chain (e.g. ipsx devchain's); empty: no chain")
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
@@ -144,6 +146,7 @@ func testnetCommand(a *app) *cobra.Command {
 		dir       string
 		countries []string
 		logLevel  string
+		chainHTTP string
 	)
 	up := &cobra.Command{
 		Use:   "up",
@@ -164,16 +167,28 @@ for development only.`,
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
-			tn, err := testnet.Start(cmd.Context(), testnet.Config{Dir: dir, Nodes: nodes, Countries: countries, Logger: log})
+			ctx := cmd.Context()
+			dc, rpcURL, stopChain, err := serveDevChain(ctx, chainHTTP)
+			if err != nil {
+				return err
+			}
+			defer stopChain()
+			tn, err := testnet.Start(ctx, testnet.Config{
+				Dir: dir, Nodes: nodes, Countries: countries, Logger: log,
+				DevChain: dc, Chain: &testnet.ChainInfo{RPC: rpcURL},
+			})
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			for _, n := range tn.Info().Nodes {
+			f := tn.Info()
+			fmt.Fprintf(out, "chain %d at %s (token %s, escrow %s)\n", f.Chain.ChainID, f.Chain.RPC, f.Chain.Token, f.Chain.Escrow)
+			for _, n := range f.Nodes {
 				fmt.Fprintf(out, "%-7s %s  api %-21s %s\n", n.Name, n.Country, n.API, n.PeerID)
 			}
+			fmt.Fprintf(out, "every node is funded and has deposited %s into the escrow\n", tokens(testnet.DefaultDeposit.String()))
 			fmt.Fprintf(out, "wrote %s/testnet.json; running until interrupted (Ctrl-C)\n", dir)
-			<-cmd.Context().Done()
+			<-ctx.Done()
 			return tn.Close()
 		},
 	}
@@ -181,6 +196,7 @@ for development only.`,
 	up.Flags().StringVar(&dir, "dir", "testnet-data", "directory for the nodes' data dirs and testnet.json")
 	up.Flags().StringSliceVar(&countries, "countries", testnet.DefaultCountries, "countries to spread the nodes over")
 	up.Flags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	up.Flags().StringVar(&chainHTTP, "chain-http", "127.0.0.1:0", "where the testnet's dev chain serves JSON-RPC (loopback)")
 	cmd.AddCommand(up)
 	return cmd
 }
@@ -201,4 +217,27 @@ escrow deployed and dev accounts funded, serves it over JSON-RPC on --http
 	cmd.Flags().StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8545", "JSON-RPC listen address (loopback)")
 	cmd.Flags().IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded dev accounts")
 	return cmd
+}
+
+// serveDevChain starts an embedded dev chain and serves it over JSON-RPC on
+// addr; stop ends both and waits.
+func serveDevChain(ctx context.Context, addr string) (*chain.DevChain, string, func(), error) {
+	ln, err := chain.Listen(addr)
+	if err != nil {
+		return nil, "", nil, err
+	}
+	dc, err := chain.StartDevChain(ctx, chain.DefaultDevChainConfig())
+	if err != nil {
+		ln.Close()
+		return nil, "", nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = dc.Serve(sctx, ln) }()
+	stop := func() {
+		cancel()
+		<-done
+		dc.Close()
+	}
+	return dc, "http://" + ln.Addr().String(), stop, nil
 }

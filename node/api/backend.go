@@ -2,6 +2,8 @@ package api
 
 import (
 	"context"
+	"errors"
+	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/orderbook"
@@ -34,4 +36,16 @@ type Backend interface {
 	// subscriber fell too far behind: then a last event of type
 	// "error" explains).
 	Subscribe() (<-chan sdk.Event, func())
+
+	// Wallet reads the node key's token and escrow balances. Without a
+	// chain it returns ErrNoChain.
+	Wallet(ctx context.Context) (sdk.Wallet, error)
+	// Deposit moves amount of the node's tokens into its escrow balance;
+	// Withdraw moves free escrow balance back. Both wait for the receipt.
+	Deposit(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
+	Withdraw(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
 }
+
+// ErrNoChain is what a backend without a chain connection answers to
+// wallet calls.
+var ErrNoChain = errors.New("api: no chain configured (start the node with --chain-rpc)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 )
@@ -48,6 +49,13 @@ var errorMap = []struct {
 	{orderbook.ErrSuperseded, http.StatusConflict, "superseded"},
 	{orderbook.ErrNotFound, http.StatusNotFound, "not_found"},
 	{orderbook.ErrInsufficient, http.StatusPaymentRequired, "insufficient_balance"},
+	{ErrNoChain, http.StatusServiceUnavailable, "no_chain"},
+	{chain.ErrInvalidArgument, http.StatusBadRequest, "out_of_range"},
+	{chain.ErrReverted, http.StatusUnprocessableEntity, "reverted"},
+	{chain.ErrInsufficientFunds, http.StatusPaymentRequired, "insufficient_funds"},
+	{chain.ErrNonce, http.StatusConflict, "nonce"},
+	{chain.ErrReceiptTimeout, http.StatusGatewayTimeout, "receipt_timeout"},
+	{chain.ErrNoContract, http.StatusBadGateway, "no_contract"},
 }
 
 // StatusOf returns the HTTP status and code the API answers err with.

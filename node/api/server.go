@@ -118,6 +118,9 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"DELETE", "/v1/orders/{id}", true, s.handleCancel},
 		{"GET", "/v1/events", true, s.handleEvents},
 		{"GET", "/v1/openapi.json", true, s.handleOpenAPI},
+		{"GET", "/v1/wallet", true, s.handleWallet},
+		{"POST", "/v1/wallet/deposit", true, s.handleWalletTx(backend.Deposit)},
+		{"POST", "/v1/wallet/withdraw", true, s.handleWalletTx(backend.Withdraw)},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{

@@ -279,3 +279,16 @@ func RequestParams() sdk.RequestParams {
 		Country: "DE", IPType: "any", IPs: 1, Duration: 3600, MaxPricePerHour: "2000", MaxPricePerGB: "100",
 	}
 }
+
+// Wallet implements api.Backend: the test backend has no chain.
+func (b *Backend) Wallet(context.Context) (sdk.Wallet, error) { return sdk.Wallet{}, api.ErrNoChain }
+
+// Deposit implements api.Backend: the test backend has no chain.
+func (b *Backend) Deposit(context.Context, *big.Int) (sdk.TxResult, error) {
+	return sdk.TxResult{}, api.ErrNoChain
+}
+
+// Withdraw implements api.Backend: the test backend has no chain.
+func (b *Backend) Withdraw(context.Context, *big.Int) (sdk.TxResult, error) {
+	return sdk.TxResult{}, api.ErrNoChain
+}
