@@ -1,0 +1,344 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/crypto"
+	"golang.org/x/time/rate"
+)
+
+// Unlimited is an allowance with no limit.
+const Unlimited uint64 = math.MaxUint64
+
+// MeterConfig configures a [Meter].
+type MeterConfig struct {
+	// BitsPerSecond caps each direction of the deal's traffic, summed over
+	// all its connections (a token bucket per direction). 0 = no cap.
+	BitsPerSecond uint64
+	// Allowance is the number of bytes (both directions together) the deal
+	// may carry in total: what the requester has paid ahead for. 0 means
+	// Unlimited; node raises it with SetAllowance as vouchers arrive.
+	Allowance uint64
+	// Deadline, if set, is when the deal's service ends: streams are
+	// refused after it and cut at it.
+	Deadline time.Time
+	// OnStarved, if set, is called (from a forwarding goroutine, so it must
+	// not block) each time forwarding pauses because the allowance is used
+	// up: the moment to ask the requester for the next voucher.
+	OnStarved func()
+}
+
+// Meter is one deal's meter on the provider's side: it counts bytes, paces
+// them, holds them back when the paid-ahead allowance is used up, stops all
+// the deal's streams on demand, and keeps the deal's connection log. Every
+// stream of the deal shares one Meter. It is safe for concurrent use.
+type Meter struct {
+	dealID    common.Hash
+	deadline  time.Time
+	onStarved func()
+	log       ConnLog
+
+	mu        sync.Mutex
+	up, down  uint64 // bytes delivered
+	reserved  uint64 // bytes granted to forwarders (≥ up+down)
+	allowance uint64
+	changed   chan struct{} // closed and replaced when allowance or stop changes
+	stopErr   error
+	cancels   map[*context.CancelFunc]struct{}
+	active    int
+	upLim     *rate.Limiter
+	downLim   *rate.Limiter
+}
+
+// NewMeter returns the meter for dealID.
+func NewMeter(dealID common.Hash, cfg MeterConfig) *Meter {
+	m := &Meter{
+		dealID:    dealID,
+		deadline:  cfg.Deadline,
+		onStarved: cfg.OnStarved,
+		allowance: cfg.Allowance,
+		changed:   make(chan struct{}),
+		cancels:   make(map[*context.CancelFunc]struct{}),
+	}
+	if m.allowance == 0 {
+		m.allowance = Unlimited
+	}
+	m.SetBandwidth(cfg.BitsPerSecond)
+	return m
+}
+
+// DealID returns the deal the meter belongs to.
+func (m *Meter) DealID() common.Hash { return m.dealID }
+
+// Log returns the deal's connection log.
+func (m *Meter) Log() *ConnLog { return &m.log }
+
+// MeterStats is a snapshot of a meter.
+type MeterStats struct {
+	Up, Down  uint64 // bytes delivered requester→target and target→requester
+	Allowance uint64
+	Active    int // streams being served now
+}
+
+// Stats returns the counters.
+func (m *Meter) Stats() MeterStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return MeterStats{Up: m.up, Down: m.down, Allowance: m.allowance, Active: m.active}
+}
+
+// SetAllowance sets the cumulative byte allowance (both directions): node
+// raises it when a voucher paying further ahead arrives. Forwarding paused
+// on the old allowance resumes.
+func (m *Meter) SetAllowance(total uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.allowance = total
+	m.broadcastLocked()
+}
+
+// SetBandwidth changes the per-direction cap; 0 removes it. Streams already
+// running pick it up on their next chunk.
+func (m *Meter) SetBandwidth(bitsPerSecond uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if bitsPerSecond == 0 {
+		m.upLim, m.downLim = nil, nil
+		return
+	}
+	bps := float64(bitsPerSecond) / 8
+	// A burst of 20 ms of traffic, at least one copy buffer, keeps pacing
+	// smooth without forcing tiny writes.
+	burst := max(int(bps/50), copyBufSize)
+	m.upLim = rate.NewLimiter(rate.Limit(bps), burst)
+	m.downLim = rate.NewLimiter(rate.Limit(bps), burst)
+}
+
+// Stop cuts every stream of the deal now and refuses new ones with err
+// (ErrDealInactive if nil; ErrNotPaid when payment stopped). Safe to call
+// more than once; the first error sticks.
+func (m *Meter) Stop(err error) {
+	if err == nil {
+		err = ErrDealInactive
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stopErr != nil {
+		return
+	}
+	m.stopErr = err
+	for c := range m.cancels {
+		(*c)()
+	}
+	m.broadcastLocked()
+}
+
+// Err returns the error Stop was called with, or ErrDealInactive past the
+// deadline, or nil.
+func (m *Meter) Err() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.errLocked(time.Now())
+}
+
+func (m *Meter) errLocked(now time.Time) error {
+	if m.stopErr != nil {
+		return m.stopErr
+	}
+	if !m.deadline.IsZero() && !now.Before(m.deadline) {
+		return fmt.Errorf("%w: deadline %s passed", ErrDealInactive, m.deadline.UTC().Format(time.RFC3339))
+	}
+	return nil
+}
+
+func (m *Meter) broadcastLocked() {
+	close(m.changed)
+	m.changed = make(chan struct{})
+}
+
+// attach registers a stream: cancel is called by Stop. It fails if the
+// meter is stopped or past its deadline.
+func (m *Meter) attach(cancel *context.CancelFunc) (detach func(), err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.errLocked(time.Now()); err != nil {
+		return nil, err
+	}
+	m.cancels[cancel] = struct{}{}
+	m.active++
+	return func() {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.cancels, cancel)
+		m.active--
+	}, nil
+}
+
+// grant waits until at least one byte of allowance is free and the token
+// bucket of the direction allows it, and reserves up to n bytes.
+func (m *Meter) grant(ctx context.Context, n int, up bool) (int, error) {
+	for {
+		m.mu.Lock()
+		if err := m.errLocked(time.Now()); err != nil {
+			m.mu.Unlock()
+			return 0, err
+		}
+		if m.reserved < m.allowance {
+			k := uint64(n)
+			if free := m.allowance - m.reserved; free < k {
+				k = free
+			}
+			lim := m.downLim
+			if up {
+				lim = m.upLim
+			}
+			if lim != nil && int(k) > lim.Burst() {
+				k = uint64(lim.Burst())
+			}
+			m.reserved += k
+			m.mu.Unlock()
+			if lim != nil {
+				if err := lim.WaitN(ctx, int(k)); err != nil {
+					m.release(k)
+					return 0, err
+				}
+			}
+			return int(k), nil
+		}
+		changed := m.changed
+		starved := m.onStarved
+		m.mu.Unlock()
+		if starved != nil {
+			starved()
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		}
+	}
+}
+
+// release returns reserved bytes that were not delivered.
+func (m *Meter) release(k uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reserved -= k
+}
+
+// delivered records k delivered bytes out of a grant of g.
+func (m *Meter) delivered(up bool, k, g int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if up {
+		m.up += uint64(k)
+	} else {
+		m.down += uint64(k)
+	}
+	m.reserved -= uint64(g - k)
+}
+
+// LogEntry is one connection in a deal's connection log.
+//
+// Its encoding, hashed into the chain, is (big-endian):
+//
+//	version  uint8   = 1
+//	time     uint64  unix milliseconds, the tunnel header's time
+//	tlen     uint16  length of target
+//	target   [tlen]  host:port exactly as in the tunnel header (unresolved)
+//	up       uint64  bytes requester → target
+//	down     uint64  bytes target → requester
+//
+// The chain starts at 32 zero bytes, and each entry moves the head to
+// keccak256(head ‖ encoding). Entries are appended in the order connections
+// end, on the provider's side; the requester, who knows each connection's
+// header (time, target) and its own byte counts, checks the provider's
+// entries against its records before co-signing the head in a voucher
+// (agreement.Voucher.ConnLogHash).
+type LogEntry struct {
+	Time   time.Time
+	Target string
+	Up     uint64
+	Down   uint64
+}
+
+const logEntryVersion = 1
+
+// MarshalBinary returns the entry's encoding.
+func (e LogEntry) MarshalBinary() ([]byte, error) {
+	if len(e.Target) > math.MaxUint16 {
+		return nil, fmt.Errorf("%w: log entry target too long", ErrBadRequest)
+	}
+	ms := e.Time.UnixMilli()
+	if ms < 0 {
+		return nil, fmt.Errorf("%w: log entry time before 1970", ErrBadRequest)
+	}
+	b := make([]byte, 0, 1+8+2+len(e.Target)+16)
+	b = append(b, logEntryVersion)
+	b = binary.BigEndian.AppendUint64(b, uint64(ms))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Target)))
+	b = append(b, e.Target...)
+	b = binary.BigEndian.AppendUint64(b, e.Up)
+	b = binary.BigEndian.AppendUint64(b, e.Down)
+	return b, nil
+}
+
+// ChainHash returns the head after appending entries to a chain whose head
+// is prev (the zero hash for an empty log).
+func ChainHash(prev common.Hash, entries ...LogEntry) (common.Hash, error) {
+	for _, e := range entries {
+		b, err := e.MarshalBinary()
+		if err != nil {
+			return common.Hash{}, err
+		}
+		prev = crypto.Keccak256Hash(prev[:], b)
+	}
+	return prev, nil
+}
+
+// ConnLog is a deal's connection log: a hash chain of [LogEntry]. It keeps
+// the head and the entries appended since the last Drain (node persists
+// those). The zero value is an empty log. Safe for concurrent use.
+type ConnLog struct {
+	mu      sync.Mutex
+	head    common.Hash
+	n       uint64
+	pending []LogEntry
+}
+
+// Append adds e and returns the new head and length.
+func (l *ConnLog) Append(e LogEntry) (common.Hash, uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, err := ChainHash(l.head, e)
+	if err != nil {
+		return common.Hash{}, 0, err
+	}
+	l.head = h
+	l.n++
+	l.pending = append(l.pending, e)
+	return l.head, l.n, nil
+}
+
+// Head returns the current head and the number of entries.
+func (l *ConnLog) Head() (common.Hash, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.head, l.n
+}
+
+// Drain returns the entries appended since the last Drain, in order, and
+// forgets them. The caller owns the returned slice.
+func (l *ConnLog) Drain() []LogEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.pending
+	l.pending = nil
+	return p
+}

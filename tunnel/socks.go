@@ -1,0 +1,272 @@
+package tunnel
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+)
+
+// SOCKS5 constants (RFC 1928, RFC 1929).
+const (
+	socksVersion      = 0x05
+	socksAuthNone     = 0x00
+	socksAuthPassword = 0x02
+	socksAuthNoneOK   = 0xff
+	socksAuthVersion  = 0x01
+	socksCmdConnect   = 0x01
+	socksAtypIPv4     = 0x01
+	socksAtypDomain   = 0x03
+	socksAtypIPv6     = 0x04
+)
+
+// socksError is a request the server answers with a specific reply code.
+type socksError struct {
+	reply byte
+	err   error
+}
+
+func (e *socksError) Error() string { return e.err.Error() }
+func (e *socksError) Unwrap() error { return e.err }
+
+// ErrSOCKS is wrapped by every SOCKS5 protocol error.
+var ErrSOCKS = fmt.Errorf("%w: socks5", ErrBadRequest)
+
+// readSOCKSGreeting reads VER NMETHODS METHODS and returns the methods.
+func readSOCKSGreeting(r io.Reader) ([]byte, error) {
+	var b [2]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return nil, fmt.Errorf("%w: greeting: %v", ErrSOCKS, err)
+	}
+	if b[0] != socksVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrSOCKS, b[0])
+	}
+	if b[1] == 0 {
+		return nil, fmt.Errorf("%w: no methods", ErrSOCKS)
+	}
+	methods := make([]byte, b[1])
+	if _, err := io.ReadFull(r, methods); err != nil {
+		return nil, fmt.Errorf("%w: methods: %v", ErrSOCKS, err)
+	}
+	return methods, nil
+}
+
+// readSOCKSUserPass reads an RFC 1929 request. Empty username or password
+// (length 0) are accepted: curl sends them for "user:" and ":".
+func readSOCKSUserPass(r io.Reader) (user, pass string, err error) {
+	var b [2]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", "", fmt.Errorf("%w: auth: %v", ErrSOCKS, err)
+	}
+	if b[0] != socksAuthVersion {
+		return "", "", fmt.Errorf("%w: auth version %d", ErrSOCKS, b[0])
+	}
+	u := make([]byte, b[1])
+	if _, err := io.ReadFull(r, u); err != nil {
+		return "", "", fmt.Errorf("%w: auth username: %v", ErrSOCKS, err)
+	}
+	if _, err := io.ReadFull(r, b[:1]); err != nil {
+		return "", "", fmt.Errorf("%w: auth: %v", ErrSOCKS, err)
+	}
+	p := make([]byte, b[0])
+	if _, err := io.ReadFull(r, p); err != nil {
+		return "", "", fmt.Errorf("%w: auth password: %v", ErrSOCKS, err)
+	}
+	return string(u), string(p), nil
+}
+
+// readSOCKSRequest reads VER CMD RSV ATYP DST.ADDR DST.PORT and returns the
+// target as host:port (a domain is left unresolved; addresses are
+// canonical). Errors that deserve a specific reply are *socksError.
+func readSOCKSRequest(r io.Reader) (string, error) {
+	var b [4]byte
+	if _, err := io.ReadFull(r, b[:]); err != nil {
+		return "", fmt.Errorf("%w: request: %v", ErrSOCKS, err)
+	}
+	if b[0] != socksVersion {
+		return "", fmt.Errorf("%w: request version %d", ErrSOCKS, b[0])
+	}
+	if b[2] != 0 {
+		return "", &socksError{socksGeneralFailure, fmt.Errorf("%w: reserved byte %d", ErrSOCKS, b[2])}
+	}
+	var host string
+	switch b[3] {
+	case socksAtypIPv4:
+		var a [4]byte
+		if _, err := io.ReadFull(r, a[:]); err != nil {
+			return "", fmt.Errorf("%w: address: %v", ErrSOCKS, err)
+		}
+		host = netip.AddrFrom4(a).String()
+	case socksAtypIPv6:
+		var a [16]byte
+		if _, err := io.ReadFull(r, a[:]); err != nil {
+			return "", fmt.Errorf("%w: address: %v", ErrSOCKS, err)
+		}
+		host = netip.AddrFrom16(a).String()
+	case socksAtypDomain:
+		if _, err := io.ReadFull(r, b[:1]); err != nil {
+			return "", fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
+		}
+		d := make([]byte, b[0])
+		if _, err := io.ReadFull(r, d); err != nil {
+			return "", fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
+		}
+		h, err := canonicalHost(string(d))
+		if err != nil {
+			// Read the port anyway? No: the request is refused and the
+			// connection closed, so what follows does not matter.
+			return "", &socksError{socksHostUnreachable, err}
+		}
+		host = h
+	default:
+		return "", &socksError{socksAddrTypeNotSupport, fmt.Errorf("%w: address type %d", ErrSOCKS, b[3])}
+	}
+	var p [2]byte
+	if _, err := io.ReadFull(r, p[:]); err != nil {
+		return "", fmt.Errorf("%w: port: %v", ErrSOCKS, err)
+	}
+	port := binary.BigEndian.Uint16(p[:])
+	if port == 0 {
+		return "", &socksError{socksHostUnreachable, fmt.Errorf("%w: port 0", ErrSOCKS)}
+	}
+	if b[1] != socksCmdConnect {
+		return "", &socksError{socksCmdNotSupported, fmt.Errorf("%w: command %d not supported (only CONNECT)", ErrSOCKS, b[1])}
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+}
+
+// canonicalHost accepts a DNS name or an IP literal (returned in canonical
+// form, without zone) as a client wrote it.
+func canonicalHost(h string) (string, error) {
+	if a, err := netip.ParseAddr(h); err == nil {
+		if a.Zone() != "" {
+			return "", fmt.Errorf("%w: zoned address %q", ErrBadRequest, h)
+		}
+		return a.String(), nil
+	}
+	if !validHostname(h) {
+		return "", fmt.Errorf("%w: invalid host %q", ErrBadRequest, h)
+	}
+	return h, nil
+}
+
+// SOCKSServer is the requester's SOCKS5 front-end: CONNECT only, with
+// remote name resolution (clients should use socks5h://), no-auth or RFC
+// 1929 username/password where the username selects the [Route].
+type SOCKSServer struct {
+	router Router
+	cfg    proxyConfig
+}
+
+// NewSOCKSServer returns a server handing connections to r. It starts
+// nothing.
+func NewSOCKSServer(r Router, opts ...ProxyOption) *SOCKSServer {
+	return &SOCKSServer{router: r, cfg: newProxyConfig(opts)}
+}
+
+// Serve accepts connections on ln until ctx is done or ln fails, and
+// returns after every connection it accepted is closed. It closes ln.
+func (s *SOCKSServer) Serve(ctx context.Context, ln net.Listener) error {
+	return serveListener(ctx, ln, s.handle)
+}
+
+func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
+	route, target, err := s.handshake(ctx, c)
+	if err != nil {
+		s.cfg.logger.Debug("socks5 handshake", "err", err)
+		_ = c.Close()
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.connectTimeout)
+	up, err := s.router.Route(rctx, route, target)
+	cancel()
+	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	if err != nil {
+		st := StatusOf(err)
+		s.cfg.logger.Debug("socks5 connect", "route", route.String(), "status", st.String(), "err", err)
+		_, _ = c.Write(socksReply(st.SOCKSReply()))
+		_ = c.Close()
+		return
+	}
+	if _, err := c.Write(socksReply(socksSucceeded)); err != nil {
+		abort(c)
+		abort(up)
+		return
+	}
+	if err := c.SetDeadline(time.Time{}); err != nil {
+		abort(c)
+		abort(up)
+		return
+	}
+	_, _, _ = splice(ctx, c, up, nil)
+}
+
+// handshake runs method negotiation, authentication and the request under
+// the handshake deadline.
+func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (Route, string, error) {
+	if err := c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout)); err != nil {
+		return Route{}, "", err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	methods, err := readSOCKSGreeting(c)
+	if err != nil {
+		return Route{}, "", err
+	}
+	method := byte(socksAuthNoneOK)
+	for _, m := range methods {
+		if m == socksAuthPassword {
+			method = socksAuthPassword
+			break
+		}
+		if m == socksAuthNone && s.cfg.password == "" {
+			method = socksAuthNone
+		}
+	}
+	if _, err := c.Write([]byte{socksVersion, method}); err != nil {
+		return Route{}, "", err
+	}
+	if method == socksAuthNoneOK {
+		return Route{}, "", fmt.Errorf("%w: no acceptable auth method in %v", ErrSOCKS, methods)
+	}
+	var route Route
+	if method == socksAuthPassword {
+		user, pass, err := readSOCKSUserPass(c)
+		if err != nil {
+			return Route{}, "", err
+		}
+		if !s.cfg.passwordOK(pass) {
+			_, _ = c.Write([]byte{socksAuthVersion, 1})
+			return Route{}, "", fmt.Errorf("%w: wrong password", ErrSOCKS)
+		}
+		if route, err = ParseRoute(user); err != nil {
+			_, _ = c.Write([]byte{socksAuthVersion, 1})
+			return Route{}, "", err
+		}
+		if _, err := c.Write([]byte{socksAuthVersion, 0}); err != nil {
+			return Route{}, "", err
+		}
+	}
+	target, err := readSOCKSRequest(c)
+	if err != nil {
+		var se *socksError
+		if errors.As(err, &se) {
+			_, _ = c.Write(socksReply(se.reply))
+		}
+		return Route{}, "", err
+	}
+	return route, target, nil
+}
+
+// socksReply is a reply with BND.ADDR 0.0.0.0:0: the bound address is the
+// provider's, which the requester does not know and clients do not use for
+// CONNECT.
+func socksReply(rep byte) []byte {
+	return []byte{socksVersion, rep, 0, socksAtypIPv4, 0, 0, 0, 0, 0, 0}
+}

@@ -1,0 +1,114 @@
+package tunnel
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"sync"
+)
+
+// copyBufSize is the chunk size of one forwarding step.
+const copyBufSize = 32 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, copyBufSize); return &b }}
+
+type closeWriter interface{ CloseWrite() error }
+
+// abort tears c down as an error: Reset for streams that have it (libp2p),
+// RST for TCP, Close otherwise.
+func abort(c io.Closer) {
+	switch x := c.(type) {
+	case interface{ Reset() error }:
+		_ = x.Reset()
+		return
+	case *net.TCPConn:
+		_ = x.SetLinger(0)
+	}
+	_ = c.Close()
+}
+
+// closeWrite half-closes c's write side, or closes c if it cannot.
+func closeWrite(c io.Closer) error {
+	if cw, ok := c.(closeWriter); ok {
+		return cw.CloseWrite()
+	}
+	return c.Close()
+}
+
+// splice forwards a↔b until both directions reach EOF, half-closing each
+// destination when its source ends, then closes both. On an error in either
+// direction, or when ctx is done, both are aborted. up counts a→b, down
+// b→a. With a meter, every chunk is granted by it before it is written.
+func splice(ctx context.Context, a, b io.ReadWriteCloser, m *Meter) (up, down int64, err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var abortOnce sync.Once
+	stop := context.AfterFunc(ctx, func() {
+		abortOnce.Do(func() { abort(a); abort(b) })
+	})
+	defer stop()
+
+	var wg sync.WaitGroup
+	var upErr error
+	wg.Go(func() {
+		up, upErr = copyHalf(ctx, b, a, m, true)
+		if upErr != nil {
+			cancel(upErr)
+		}
+	})
+	down, downErr := copyHalf(ctx, a, b, m, false)
+	if downErr != nil {
+		cancel(downErr)
+	}
+	wg.Wait()
+
+	if stop() {
+		// Neither direction failed and ctx is alive: a clean end.
+		if err := errors.Join(a.Close(), b.Close()); err != nil && !errors.Is(err, net.ErrClosed) {
+			return up, down, err
+		}
+		return up, down, nil
+	}
+	return up, down, context.Cause(ctx)
+}
+
+// copyHalf copies src to dst until src's EOF, then half-closes dst.
+func copyHalf(ctx context.Context, dst io.Writer, src io.Reader, m *Meter, up bool) (int64, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	var total int64
+	for {
+		n, rerr := src.Read(buf)
+		for off := 0; off < n; {
+			g := n - off
+			if m != nil {
+				var err error
+				if g, err = m.grant(ctx, g, up); err != nil {
+					return total, err
+				}
+			}
+			w, werr := dst.Write(buf[off : off+g])
+			if m != nil {
+				m.delivered(up, w, g)
+			}
+			off += w
+			total += int64(w)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if rerr == io.EOF {
+			if c, ok := dst.(io.Closer); ok {
+				if err := closeWrite(c); err != nil {
+					return total, err
+				}
+			}
+			return total, nil
+		}
+		if rerr != nil {
+			return total, rerr
+		}
+	}
+}
