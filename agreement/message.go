@@ -295,6 +295,9 @@ func Decode(b []byte) (Message, error) {
 		if err := need(fDealID|fReason, fDetail); err != nil {
 			return nil, err
 		}
+		if *w.Reason == "" {
+			return nil, fmt.Errorf("%w: reject without a reason", ErrMalformed)
+		}
 		r := &Reject{DealID: *w.DealID, Reason: *w.Reason}
 		if w.Detail != nil {
 			d := *w.Detail
@@ -316,6 +319,9 @@ func Decode(b []byte) (Message, error) {
 	case "close":
 		if err := need(fDealID|fReason, fCancelSig); err != nil {
 			return nil, err
+		}
+		if *w.Reason == "" {
+			return nil, fmt.Errorf("%w: close without a reason", ErrMalformed)
 		}
 		c := &Close{DealID: *w.DealID, Reason: *w.Reason}
 		if w.CancelSig != nil {
@@ -394,12 +400,15 @@ func (r Reason) Valid() bool {
 	return false
 }
 
+// UnmarshalJSON accepts the defined reasons, and the empty string for "no
+// reason" (a running deal's record); the wire decoder refuses an empty
+// reason where a message needs one.
 func (r *Reason) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		return fmt.Errorf("reason must be a string")
 	}
-	if !Reason(s).Valid() {
+	if s != "" && !Reason(s).Valid() {
 		return fmt.Errorf("unknown reason %q", s)
 	}
 	*r = Reason(s)
@@ -407,7 +416,7 @@ func (r *Reason) UnmarshalJSON(b []byte) error {
 }
 
 func (r Reason) MarshalJSON() ([]byte, error) {
-	if !r.Valid() {
+	if r != "" && !r.Valid() {
 		return nil, fmt.Errorf("unknown reason %q", string(r))
 	}
 	return json.Marshal(string(r))

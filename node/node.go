@@ -11,11 +11,13 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -71,8 +73,19 @@ type Node struct {
 	reconcile chan pull
 	runCtx    context.Context // set by Run
 	runWG     *sync.WaitGroup // set by Run: goroutines Run joins
-	scoreMu   sync.Mutex      // guards scores
-	scores    map[peer.ID]float64
+	// Deals: the state is owned by the deal loop goroutine (see deals.go).
+	dealState *dealState
+	dealReqs  chan dealReq
+	lastOffer map[uint64]*orderbook.Order // deal loop only
+	chainTime atomic.Uint64               // latest block time seen
+
+	peersMu sync.Mutex // guards peerIDs
+	peerIDs map[common.Address]peer.ID
+	permMu  sync.Mutex // guards perms
+	perms   map[common.Hash]agreement.Permission
+
+	scoreMu sync.Mutex // guards scores
+	scores  map[peer.ID]float64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -131,6 +144,9 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		ready:     make(chan struct{}),
 		shards:    map[string]*shard{},
 		reconcile: make(chan pull, 1024),
+		lastOffer: map[uint64]*orderbook.Order{},
+		peerIDs:   map[common.Address]peer.ID{},
+		perms:     map[common.Hash]agreement.Permission{},
 	}
 	n.metrics = newMetrics(n.reg, func() float64 { return float64(n.book.Count()) }, func() float64 {
 		own, _ := n.ownOrders()
@@ -283,6 +299,7 @@ func (n *Node) signAndPublish(ctx context.Context, o *orderbook.Order) (*orderbo
 	if err := n.addLocal(ctx, o); err != nil {
 		return nil, err
 	}
+	n.registerOwnOffer(ctx, o)
 	return o, nil
 }
 

@@ -33,6 +33,14 @@ type options struct {
 	chainBackend chain.Backend
 	contracts    chain.Contracts
 	balanceTTL   time.Duration
+	deals        DealConfig
+}
+
+func (o options) dealTick() time.Duration {
+	if o.deals.Tick > 0 {
+		return o.deals.Tick
+	}
+	return time.Second
 }
 
 func defaultOptions() options {
@@ -103,6 +111,9 @@ func WithChain(b chain.Backend, c chain.Contracts) Option {
 
 // WithBalanceTTL sets how long a maker's escrow balance is cached.
 func WithBalanceTTL(d time.Duration) Option { return func(o *options) { o.balanceTTL = d } }
+
+// WithDeals tunes the deal protocol (tests shorten its intervals).
+func WithDeals(c DealConfig) Option { return func(o *options) { o.deals = c } }
 
 // WithSyncPage sets how many orders one order-sync page carries.
 func WithSyncPage(n int) Option { return func(o *options) { o.syncPage = n } }

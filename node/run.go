@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/libp2p/go-libp2p"
@@ -51,6 +52,16 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	n.host.SetStreamHandler(SyncProtocol, n.serveSync)
 	defer n.host.RemoveStreamHandler(SyncProtocol)
+	if err := n.startDeals(ctx); err != nil {
+		return err
+	}
+	if n.dealReqs != nil {
+		n.host.SetStreamHandler(agreement.ProtocolID, n.serveDeal)
+		defer n.host.RemoveStreamHandler(agreement.ProtocolID)
+		wg.Add(2)
+		go func() { defer wg.Done(); n.dealLoop(ctx, &wg) }()
+		go func() { defer wg.Done(); n.chainWatch(ctx) }()
+	}
 
 	for _, cc := range n.wantedShards() {
 		if _, err := n.joinShard(ctx, &wg, cc); err != nil {

@@ -1,7 +1,8 @@
 // Package sdk is the Go client of an IPSX node's local REST API, used by
 // the ipsx CLI and by applications: status, creating and cancelling
 // offers and requests, reading the order book, importing orders signed
-// elsewhere, and following the node's event stream.
+// elsewhere, reading and closing deals, and following the node's event
+// stream.
 //
 // It holds the API's wire types (OfferParams, RequestParams, Status,
 // Event, ...) so the node and its clients share one definition. A Client
@@ -23,6 +24,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/orderbook"
 )
 
@@ -91,6 +93,10 @@ type APIError struct {
 	StatusCode int
 	Code       string // e.g. "bad_signature", "not_found"; empty if the body was not an API error
 	Message    string
+
+	// deal is set on answers of the deal routes, where not_found means
+	// agreement.ErrUnknownDeal rather than orderbook.ErrNotFound.
+	deal bool
 }
 
 func (e *APIError) Error() string {
@@ -117,10 +123,18 @@ var codeErrors = map[string]error{
 	"superseded":           orderbook.ErrSuperseded,
 	"not_found":            orderbook.ErrNotFound,
 	"insufficient_balance": orderbook.ErrInsufficient,
+	"deal_over":            agreement.ErrDealOver,
+	"not_now":              agreement.ErrUnexpected,
 }
 
-// Unwrap returns the orderbook sentinel of the error's code, if any.
-func (e *APIError) Unwrap() error { return codeErrors[e.Code] }
+// Unwrap returns the orderbook or agreement sentinel of the error's code,
+// if any: a 404 from a deal route is agreement.ErrUnknownDeal.
+func (e *APIError) Unwrap() error {
+	if e.deal && e.Code == "not_found" {
+		return agreement.ErrUnknownDeal
+	}
+	return codeErrors[e.Code]
+}
 
 // Status returns the node's status.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
@@ -428,4 +442,39 @@ func (c *Client) Deposit(ctx context.Context, amount string) (*TxResult, error) 
 func (c *Client) Withdraw(ctx context.Context, amount string) (*TxResult, error) {
 	var r TxResult
 	return &r, c.call(ctx, "POST", "/v1/wallet/withdraw", nil, AmountParams{Amount: amount}, &r)
+}
+
+// Deals lists the node's deals, newest first, without their history.
+func (c *Client) Deals(ctx context.Context) ([]Deal, error) {
+	var body struct {
+		Deals []Deal `json:"deals"`
+	}
+	if err := dealError(c.call(ctx, "GET", "/v1/deals", nil, nil, &body)); err != nil {
+		return nil, err
+	}
+	return body.Deals, nil
+}
+
+// Deal returns one deal with its history. An unknown id is an error that
+// matches agreement.ErrUnknownDeal.
+func (c *Client) Deal(ctx context.Context, id common.Hash) (*Deal, error) {
+	var d Deal
+	return &d, dealError(c.call(ctx, "GET", "/v1/deals/"+id.Hex(), nil, nil, &d))
+}
+
+// CloseDeal ends a deal from this node's side and returns the deal after
+// it. A deal that is over is an error matching agreement.ErrDealOver; one
+// that cannot be closed in its state, agreement.ErrUnexpected.
+func (c *Client) CloseDeal(ctx context.Context, id common.Hash) (*Deal, error) {
+	var d Deal
+	return &d, dealError(c.call(ctx, "POST", "/v1/deals/"+id.Hex()+"/close", nil, nil, &d))
+}
+
+// dealError marks an API error as the answer of a deal route.
+func dealError(err error) error {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		ae.deal = true
+	}
+	return err
 }

@@ -1,6 +1,6 @@
 // Command ipsx is the IPSX command line: it runs a node (ipsx init, ipsx
 // node) and talks to a running node through its local API with the Go SDK
-// (offers, requests, orders, the book, status). It stays thin: parsing
+// (offers, requests, orders, the book, deals, status). It stays thin: parsing
 // flags, calling the SDK or the node package, printing.
 //
 // Every flag can also come from the environment, IPSX_<NAME> with the
@@ -91,6 +91,7 @@ the config file, then the default.`,
 		bookCommand(a),
 		statusCommand(a),
 		walletCommand(a),
+		dealsCommand(a),
 		eventsCommand(a),
 		versionCommand(a),
 	)

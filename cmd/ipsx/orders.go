@@ -375,7 +375,7 @@ func eventsCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "events",
 		Short: "Follow the node's events until interrupted",
-		Long:  "Print the node's events (order.added, order.removed, ...) as they happen, one per line; with --json, one JSON object per line.",
+		Long:  "Print the node's events (order.added, order.removed, deal.updated, ...) as they happen, one per line; with --json, one JSON object per line.",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()

@@ -123,6 +123,14 @@ func formatEvent(ev sdk.Event) string {
 		}
 		return s
 	}
+	var d sdk.Deal
+	if ev.Type == "deal.updated" && json.Unmarshal(ev.Data, &d) == nil && d.ID != "" {
+		s := fmt.Sprintf("%s %s %s %s %s", t, ev.Type, shortID(d.ID), d.Status, d.Role)
+		if d.Reason != "" {
+			s += " (" + d.Reason + ")"
+		}
+		return s
+	}
 	return fmt.Sprintf("%s %s %s", t, ev.Type, ev.Data)
 }
 

@@ -44,6 +44,15 @@ type Backend interface {
 	// Withdraw moves free escrow balance back. Both wait for the receipt.
 	Deposit(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
 	Withdraw(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
+
+	// Deals lists the node's deals, newest first, without their history.
+	Deals(ctx context.Context) ([]sdk.Deal, error)
+	// Deal returns one deal with its history (agreement.ErrUnknownDeal if
+	// the node has none with that id).
+	Deal(ctx context.Context, id common.Hash) (sdk.Deal, error)
+	// CloseDeal ends a deal from this side (agreement.ErrUnexpected or
+	// ErrDealOver when it cannot be closed now) and returns it.
+	CloseDeal(ctx context.Context, id common.Hash) (sdk.Deal, error)
 }
 
 // ErrNoChain is what a backend without a chain connection answers to

@@ -19,7 +19,10 @@
 //	GET    /v1/orders/{id}     one order
 //	DELETE /v1/orders/{id}     cancel one of the node's own orders → 200 + signed cancel
 //	POST   /v1/orders/import   an order signed elsewhere, in the wire form → 201 + order
-//	GET    /v1/events          server-sent events (order.added, order.removed, error)
+//	GET    /v1/deals           the node's deals, newest first, no history → {"deals": [...]}
+//	GET    /v1/deals/{id}      one deal with its history (sdk.Deal)
+//	POST   /v1/deals/{id}/close end a deal from this side (no body or {}) → the deal
+//	GET    /v1/events          server-sent events (order.added, order.removed, deal.updated, error)
 //	GET    /v1/openapi.json    the OpenAPI 3.0 description of all of this
 //	GET    /metrics            Prometheus metrics (with WithMetrics)
 //
@@ -32,9 +35,10 @@
 //	401 unauthorized
 //	402 insufficient_balance: the maker's free escrow balance does not
 //	    cover the order (the request was understood; money is missing)
-//	404 not_found: unknown order or route
+//	404 not_found: unknown order, deal or route
 //	405 method_not_allowed (with an Allow header)
-//	409 duplicate, cancelled, superseded: conflicts with the book's state
+//	409 duplicate, cancelled, superseded: conflicts with the book's state;
+//	    deal_over, not_now: a deal that is over or cannot be closed now
 //	413 too_large: a body over 64 KiB, or an order over the size limit
 //	415 unsupported_media_type: a Content-Type other than application/json
 //	422 bad_signature, wrong_signer, wrong_domain, bad_digest, expired,

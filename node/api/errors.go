@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -50,6 +51,9 @@ var errorMap = []struct {
 	{orderbook.ErrNotFound, http.StatusNotFound, "not_found"},
 	{orderbook.ErrInsufficient, http.StatusPaymentRequired, "insufficient_balance"},
 	{ErrNoChain, http.StatusServiceUnavailable, "no_chain"},
+	{agreement.ErrUnknownDeal, http.StatusNotFound, "not_found"},
+	{agreement.ErrDealOver, http.StatusConflict, "deal_over"},
+	{agreement.ErrUnexpected, http.StatusConflict, "not_now"},
 	{chain.ErrInvalidArgument, http.StatusBadRequest, "out_of_range"},
 	{chain.ErrReverted, http.StatusUnprocessableEntity, "reverted"},
 	{chain.ErrInsufficientFunds, http.StatusPaymentRequired, "insufficient_funds"},

@@ -162,7 +162,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q orderbook.Query)
 }
 
 func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := pathID(r, "an order")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -179,7 +179,7 @@ func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) handleCancel(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := pathID(r, "an order")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -222,15 +222,13 @@ func (s *Server) handleOpenAPI(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(openAPI)
 }
 
-// pathID parses the {id} path segment: a 0x-prefixed 32-byte hex hash.
-func pathID(r *http.Request) (common.Hash, error) {
+// pathID parses the {id} path segment, the id of an order or a deal
+// (what): a 0x-prefixed 32-byte hex hash.
+func pathID(r *http.Request, what string) (common.Hash, error) {
 	s := r.PathValue("id")
-	if len(s) != 66 || !strings.HasPrefix(s, "0x") {
-		return common.Hash{}, badInput("path parameter id: %q is not an order id (0x and 64 hex digits)", truncate(s))
-	}
 	var h common.Hash
-	if err := h.UnmarshalText([]byte(s)); err != nil {
-		return common.Hash{}, badInput("path parameter id: %q is not an order id (0x and 64 hex digits)", truncate(s))
+	if len(s) != 66 || !strings.HasPrefix(s, "0x") || h.UnmarshalText([]byte(s)) != nil {
+		return common.Hash{}, badInput("path parameter id: %q is not %s id (0x and 64 hex digits)", truncate(s), what)
 	}
 	return h, nil
 }
@@ -258,6 +256,15 @@ func checkQuery(vals url.Values, allowed ...string) error {
 
 // readBody reads a JSON body of at most MaxBodySize bytes.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	b, err := readOptionalBody(w, r)
+	if err == nil && len(bytes.TrimSpace(b)) == 0 {
+		return nil, badInput("body is empty: want a JSON object")
+	}
+	return b, err
+}
+
+// readOptionalBody is readBody for routes where the body may be absent.
+func readOptionalBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
 		if err != nil || mt != "application/json" {
@@ -273,8 +280,6 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			fmt.Sprintf("body is larger than %d bytes", MaxBodySize)}
 	case err != nil:
 		return nil, badInput("body: %v", err)
-	case len(bytes.TrimSpace(b)) == 0:
-		return nil, badInput("body is empty: want a JSON object")
 	}
 	return b, nil
 }

@@ -121,6 +121,9 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"GET", "/v1/wallet", true, s.handleWallet},
 		{"POST", "/v1/wallet/deposit", true, s.handleWalletTx(backend.Deposit)},
 		{"POST", "/v1/wallet/withdraw", true, s.handleWalletTx(backend.Withdraw)},
+		{"GET", "/v1/deals", true, s.handleDeals},
+		{"GET", "/v1/deals/{id}", true, s.handleDeal},
+		{"POST", "/v1/deals/{id}/close", true, s.handleCloseDeal},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"math/big"
 	"net/http/httptest"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/node/api"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -35,10 +38,11 @@ type Backend struct {
 	Balances orderbook.BalanceView
 	started  time.Time
 
-	mu    sync.Mutex // guards subs, next, nonce
+	mu    sync.Mutex // guards subs, next, nonce, deals
 	subs  map[int]chan sdk.Event
 	next  int
 	nonce uint64
+	deals []sdk.Deal // in the order put; listed newest first
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -291,4 +295,120 @@ func (b *Backend) Deposit(context.Context, *big.Int) (sdk.TxResult, error) {
 // Withdraw implements api.Backend: the test backend has no chain.
 func (b *Backend) Withdraw(context.Context, *big.Int) (sdk.TxResult, error) {
 	return sdk.TxResult{}, api.ErrNoChain
+}
+
+// PutDeal adds d to the backend's deals, or replaces the deal with its id,
+// and publishes a deal.updated event (the deal without its history) as the
+// node does. The store is a test
+// double for HTTP-level tests: no state machine behind it.
+func (b *Backend) PutDeal(d sdk.Deal) {
+	d = cloneDeal(d)
+	b.mu.Lock()
+	i := slices.IndexFunc(b.deals, func(x sdk.Deal) bool { return x.ID == d.ID })
+	if i >= 0 {
+		b.deals[i] = d
+	} else {
+		b.deals = append(b.deals, d)
+	}
+	b.mu.Unlock()
+	d.History = nil // as the node's events
+	b.Publish("deal.updated", d)
+}
+
+// Deals implements api.Backend: the deals put, newest (last put) first,
+// without their history.
+func (b *Backend) Deals(context.Context) ([]sdk.Deal, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]sdk.Deal, 0, len(b.deals))
+	for i := len(b.deals) - 1; i >= 0; i-- {
+		d := cloneDeal(b.deals[i])
+		d.History = nil
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Deal implements api.Backend.
+func (b *Backend) Deal(_ context.Context, id common.Hash) (sdk.Deal, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	i := b.dealIndex(id)
+	if i < 0 {
+		return sdk.Deal{}, fmt.Errorf("%w: %s", agreement.ErrUnknownDeal, id.Hex())
+	}
+	return cloneDeal(b.deals[i]), nil
+}
+
+// CloseDeal implements api.Backend: a deal in a terminal status is over
+// (agreement.ErrDealOver); one already completed cannot be closed again
+// (agreement.ErrUnexpected); any other becomes completed, with a history
+// line, and a deal.updated event is published. The node answers more
+// finely (the agreement machine decides); this is enough for status codes.
+func (b *Backend) CloseDeal(_ context.Context, id common.Hash) (sdk.Deal, error) {
+	b.mu.Lock()
+	i := b.dealIndex(id)
+	if i < 0 {
+		b.mu.Unlock()
+		return sdk.Deal{}, fmt.Errorf("%w: %s", agreement.ErrUnknownDeal, id.Hex())
+	}
+	d := &b.deals[i]
+	switch d.Status {
+	case "rejected", "settled", "refunded", "cancelled", "expired":
+		b.mu.Unlock()
+		return sdk.Deal{}, fmt.Errorf("close deal %s: %w (%s)", id.Hex(), agreement.ErrDealOver, d.Status)
+	case "completed":
+		b.mu.Unlock()
+		return sdk.Deal{}, fmt.Errorf("close deal %s: %w: already completed", id.Hex(), agreement.ErrUnexpected)
+	}
+	from := d.Status
+	d.Status = "completed"
+	d.Reason = "closed"
+	d.History = append(d.History, sdk.DealEntry{
+		At: time.Now().UTC(), Event: "close", From: from, To: "completed", Status: "completed", Reason: "closed",
+	})
+	out := cloneDeal(*d)
+	b.mu.Unlock()
+	ev := out
+	ev.History = nil // as the node's events
+	b.Publish("deal.updated", ev)
+	return out, nil
+}
+
+// dealIndex finds a deal by id; b.mu is held.
+func (b *Backend) dealIndex(id common.Hash) int {
+	return slices.IndexFunc(b.deals, func(d sdk.Deal) bool { return common.HexToHash(d.ID) == id })
+}
+
+// cloneDeal copies what the caller could otherwise share: the voucher and
+// the history.
+func cloneDeal(d sdk.Deal) sdk.Deal {
+	if d.Voucher != nil {
+		v := *d.Voucher
+		d.Voucher = &v
+	}
+	d.History = slices.Clone(d.History)
+	return d
+}
+
+// ActiveDeal returns a deal in status active, of this backend's maker as the
+// requester, with a voucher and a history of three lines; id is its id.
+func (b *Backend) ActiveDeal(id common.Hash) sdk.Deal {
+	start := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	return sdk.Deal{
+		ID: id.Hex(), Role: "requester", Status: "active",
+		ProviderStatus: "active", RequesterStatus: "active",
+		OfferID: common.Hash{0xaa}.Hex(), RequestID: common.Hash{0xbb}.Hex(),
+		Provider:  common.Address{0xcc}.Hex(),
+		Requester: b.Maker().Hex(),
+		IPs:       2, PricePerHour: "1000", PricePerGB: "50", MaxAmount: "200000",
+		Start: start, Deadline: start.Add(2 * time.Hour),
+		Paid: "2500", Bytes: 1 << 20,
+		Voucher: &sdk.Voucher{Amount: "2500", Bytes: 1 << 20, ConnLogHash: common.Hash{0xdd}.Hex(), Signature: "0x" + strings.Repeat("ee", 65)},
+		History: []sdk.DealEntry{
+			{At: start, Event: "propose", From: "none", To: "proposed", Status: "proposed"},
+			{At: start.Add(time.Second), Event: "accept", From: "proposed", To: "accepted", Status: "accepted"},
+			{At: start.Add(5 * time.Second), Event: "chain.opened", From: "accepted", To: "active", Status: "active"},
+		},
+	}
 }

@@ -1,0 +1,132 @@
+package chain
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+
+	"github.com/ethereum/go-ethereum"
+	"github.com/ethereum/go-ethereum/common"
+)
+
+// DealEventKind names an Escrow event about a deal.
+type DealEventKind uint8
+
+const (
+	EventOpened DealEventKind = iota + 1
+	EventSettled
+	EventRefunded
+	EventCancelled
+)
+
+func (k DealEventKind) String() string {
+	switch k {
+	case EventOpened:
+		return "opened"
+	case EventSettled:
+		return "settled"
+	case EventRefunded:
+		return "refunded"
+	case EventCancelled:
+		return "cancelled"
+	}
+	return fmt.Sprintf("event(%d)", uint8(k))
+}
+
+// DealEvent is one Escrow event about a deal; the fields its kind does not
+// carry are zero.
+type DealEvent struct {
+	Kind        DealEventKind
+	DealID      common.Hash
+	Provider    common.Address // opened
+	Requester   common.Address // opened
+	MaxAmount   *big.Int       // opened
+	Amount      *big.Int       // settled (paid to the provider, commission included), refunded
+	Commission  *big.Int       // settled
+	Bytes       uint64         // settled
+	ConnLogHash common.Hash    // settled
+	Block       uint64
+}
+
+// maxLogRange bounds one eth_getLogs query; public endpoints refuse wide
+// ranges.
+const maxLogRange = 5000
+
+// DealEvents returns the Escrow's deal events in blocks [from, head], at
+// most maxLogRange blocks of them, oldest first, and the block to ask from
+// next time. Deposits and withdrawals are left out.
+func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint64, error) {
+	head, err := c.s.b.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return nil, from, fmt.Errorf("deal events: head: %w", err)
+	}
+	to := head.Number.Uint64()
+	if to < from {
+		return nil, from, nil
+	}
+	if to-from >= maxLogRange {
+		to = from + maxLogRange - 1
+	}
+	logs, err := c.s.b.FilterLogs(ctx, ethereum.FilterQuery{
+		FromBlock: new(big.Int).SetUint64(from),
+		ToBlock:   new(big.Int).SetUint64(to),
+		Addresses: []common.Address{c.c.Escrow},
+	})
+	if err != nil {
+		return nil, from, fmt.Errorf("deal events %d..%d: %w", from, to, err)
+	}
+	var out []DealEvent
+	for i := range logs {
+		l := &logs[i]
+		if l.Removed {
+			continue
+		}
+		if e, err := c.escrow.UnpackOpenedEvent(l); err == nil {
+			out = append(out, DealEvent{Kind: EventOpened, DealID: e.DealId, Provider: e.Provider, Requester: e.Requester, MaxAmount: e.MaxAmount, Block: l.BlockNumber})
+		} else if e, err := c.escrow.UnpackSettledEvent(l); err == nil {
+			out = append(out, DealEvent{Kind: EventSettled, DealID: e.DealId, Amount: e.Amount, Commission: e.Commission, Bytes: e.ByteCount, ConnLogHash: e.ConnLogHash, Block: l.BlockNumber})
+		} else if e, err := c.escrow.UnpackRefundedEvent(l); err == nil {
+			out = append(out, DealEvent{Kind: EventRefunded, DealID: e.DealId, Amount: e.Amount, Block: l.BlockNumber})
+		} else if e, err := c.escrow.UnpackCancelledEvent(l); err == nil {
+			out = append(out, DealEvent{Kind: EventCancelled, DealID: e.DealId, Block: l.BlockNumber})
+		}
+	}
+	return out, to + 1, nil
+}
+
+// Params are the Escrow's constants fixed at deployment.
+type Params struct {
+	CommissionBps uint16
+	GraceSeconds  uint64
+}
+
+// EscrowParams reads the commission and the refund grace period.
+func (c *Client) EscrowParams(ctx context.Context) (Params, error) {
+	var p Params
+	out, err := c.s.call(ctx, c.c.Escrow, c.escrow.PackGraceSeconds())
+	if err != nil {
+		return p, fmt.Errorf("escrow grace: %w", err)
+	}
+	if p.GraceSeconds, err = c.escrow.UnpackGraceSeconds(out); err != nil {
+		return p, fmt.Errorf("escrow grace: %w", err)
+	}
+	out, err = c.s.call(ctx, c.c.Escrow, c.escrow.PackCommissionBps())
+	if err != nil {
+		return p, fmt.Errorf("escrow commission: %w", err)
+	}
+	if p.CommissionBps, err = c.escrow.UnpackCommissionBps(out); err != nil {
+		return p, fmt.Errorf("escrow commission: %w", err)
+	}
+	return p, nil
+}
+
+// Head returns the number and timestamp of the chain's latest block. The
+// timestamp is what the escrow compares deadlines with; a dev chain that
+// seals faster than one block a second runs ahead of the wall clock.
+func (c *Client) Head(ctx context.Context) (number, time uint64, err error) {
+	h, err := c.s.b.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return 0, 0, fmt.Errorf("chain head: %w", err)
+	}
+	return h.Number.Uint64(), h.Time, nil
+}
