@@ -252,16 +252,27 @@ func (dc *DevChain) setup(ctx context.Context, cfg DevChainConfig) error {
 	return nil
 }
 
-// sealLoop seals a block whenever transactions arrive, until Close.
+// sealLoop seals a block whenever transactions arrive, and an empty one
+// whenever the wall clock has moved past the latest block, until Close.
+// Without the empty blocks the chain's time would stand still while idle,
+// and a refund that is due by the clock would still be "too early" on
+// chain. (A chain that sealed ahead of the clock in a burst is left to
+// fall back in step.)
 func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
 	defer close(dc.loopDone)
 	defer unsubscribe()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for {
 		select {
 		case <-dc.stop:
 			return
 		case <-txs:
 			dc.sealPending()
+		case now := <-tick.C:
+			if uint64(now.Unix()) > dc.backend.BlockChain().CurrentBlock().Time {
+				dc.Commit()
+			}
 		}
 	}
 }

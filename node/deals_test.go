@@ -63,7 +63,7 @@ func dealOffer(cc string, ips uint32, pricePerSec int64) sdk.OfferParams {
 
 func dealRequest(cc string, secs uint32) sdk.RequestParams {
 	return sdk.RequestParams{Country: cc, IPType: "any", IPs: 1, Duration: secs,
-		MaxPricePerHour: perSecond(1_000_000_000_000), MaxPricePerGB: "1000000"}
+		MaxPricePerHour: perSecond(10_000_000_000_000), MaxPricePerGB: "1000000"}
 }
 
 // awaitDeal waits until the node has a deal for the request in one of the
@@ -110,58 +110,203 @@ func balances(t *testing.T, ctx context.Context, dc *chain.DevChain, n *node.Nod
 	return b
 }
 
-// TestDealHappyPath: a request is matched, negotiated, funded, run, paid by
-// vouchers and settled; the chain's balances match the last voucher
-// exactly, commission included.
-func TestDealHappyPath(t *testing.T) {
-	dc, tn := startDealNet(t, 2)
+// TestDeals: on a testnet of 3 providers in 2 countries and 2 requesters,
+// two requests race for the cheapest provider's last IP: it makes one deal,
+// the other requester moves on to the next provider. Both deals are
+// negotiated, funded, run, paid by vouchers and settled, and the chain's
+// balances match the last vouchers exactly, commission included.
+func TestDeals(t *testing.T) {
+	dc, tn := startDealNet(t, 5, "DE", "DE", "US")
 	ctx := awaitCtx(t)
-	prov, req := tn.Members[0].Node, tn.Members[1].Node
-	provBefore, reqBefore := balances(t, ctx, dc, prov), balances(t, ctx, dc, req)
-	if _, err := prov.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+	cheap, dear, us, reqA, reqB := tn.Members[0].Node, tn.Members[1].Node, tn.Members[2].Node, tn.Members[3].Node, tn.Members[4].Node
+	before := map[*node.Node]chain.Balances{}
+	for _, n := range []*node.Node{cheap, dear, reqA, reqB} {
+		before[n] = balances(t, ctx, dc, n)
+	}
+	// The requests come first, then the 1-IP offer: both requesters see it
+	// at the same moment and race for it. The next provider's offer comes
+	// once the first deal is accepted.
+	rA, err := reqA.CreateRequest(ctx, dealRequest("DE", 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rB, err := reqB.CreateRequest(ctx, dealRequest("DE", 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := us.CreateOffer(ctx, dealOffer("US", 4, 500_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cheap.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
 		t.Fatal(err)
 	}
 	if err := testnet.Await(ctx, func() error {
-		if prov.Book().Count() == 0 || req.Book().Count() == 0 {
-			return fmt.Errorf("offer not spread")
+		ds, _ := cheap.Deals(ctx)
+		if len(ds) == 0 {
+			return fmt.Errorf("no deal at the 1-IP provider yet")
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := req.CreateRequest(ctx, dealRequest("DE", 8))
+	if _, err := dear.CreateOffer(ctx, dealOffer("DE", 2, 2_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	dA := awaitDeal(t, ctx, reqA, rA.ID().Hex(), "settled")
+	dB := awaitDeal(t, ctx, reqB, rB.ID().Hex(), "settled")
+	providers := map[string]bool{dA.Provider: true, dB.Provider: true}
+	if !providers[cheap.Address().Hex()] || !providers[dear.Address().Hex()] {
+		t.Fatalf("deals with %s and %s; want one with the cheap provider (1 IP) and one with the next", dA.Provider, dB.Provider)
+	}
+	cheapDeals, err := cheap.Deals(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	active := awaitDeal(t, ctx, req, r.ID().Hex(), "active", "completed", "settled")
-	t.Logf("deal %s %s", active.ID, active.Status)
-	settledR := awaitDeal(t, ctx, req, r.ID().Hex(), "settled")
-	settledP := awaitDeal(t, ctx, prov, r.ID().Hex(), "settled")
-	if settledP.Voucher == nil {
-		t.Fatal("provider settled without a voucher")
+	funded := 0
+	for _, d := range cheapDeals {
+		if d.Status == "settled" {
+			funded++
+		}
 	}
-	paid, _ := new(big.Int).SetString(settledP.Voucher.Amount, 10)
-	if paid.Sign() <= 0 {
-		t.Fatalf("paid %s", paid)
+	if funded != 1 {
+		t.Errorf("the 1-IP provider ran %d deals, want exactly 1", funded)
 	}
-	if settledP.Settled != paid.String() || settledR.Settled != paid.String() {
-		t.Errorf("settled %s (provider) / %s (requester), last voucher %s", settledP.Settled, settledR.Settled, paid)
+	var lost []string
+	for _, d := range []sdk.Deal{dA, dB} {
+		if d.Provider == dear.Address().Hex() {
+			all, _ := map[bool]*node.Node{true: reqA, false: reqB}[d.ID == dA.ID].Deals(ctx)
+			for _, x := range all {
+				if x.ID != d.ID {
+					lost = append(lost, x.Status+"/"+x.Reason)
+				}
+			}
+		}
 	}
-	commission, _ := new(big.Int).SetString(settledP.Commission, 10)
-	provAfter, reqAfter := balances(t, ctx, dc, prov), balances(t, ctx, dc, req)
-	gotProv := new(big.Int).Sub(provAfter.Escrow, provBefore.Escrow)
-	if want := new(big.Int).Sub(paid, commission); gotProv.Cmp(want) != 0 {
-		t.Errorf("provider earned %s, want voucher %s - commission %s", gotProv, paid, commission)
+	t.Logf("the requester that lost the race first had: %v", lost)
+
+	// Money: per deal, the requester's escrow paid exactly its last
+	// voucher, the provider got it less the commission.
+	for _, d := range []sdk.Deal{dA, dB} {
+		prov := map[string]*node.Node{cheap.Address().Hex(): cheap, dear.Address().Hex(): dear}[d.Provider]
+		req := map[string]*node.Node{reqA.Address().Hex(): reqA, reqB.Address().Hex(): reqB}[d.Requester]
+		pd := awaitDeal(t, ctx, prov, d.RequestID, "settled")
+		if pd.Voucher == nil || d.Voucher == nil || pd.Voucher.Amount != d.Voucher.Amount {
+			t.Fatalf("vouchers differ: provider %+v, requester %+v", pd.Voucher, d.Voucher)
+		}
+		paid, _ := new(big.Int).SetString(pd.Voucher.Amount, 10)
+		commission, _ := new(big.Int).SetString(pd.Commission, 10)
+		if paid.Sign() <= 0 || pd.Settled != paid.String() || d.Settled != paid.String() {
+			t.Errorf("deal %s: settled %s / %s, voucher %s", d.ID, pd.Settled, d.Settled, paid)
+		}
+		after := balances(t, ctx, dc, prov)
+		if got, want := new(big.Int).Sub(after.Escrow, before[prov].Escrow), new(big.Int).Sub(paid, commission); got.Cmp(want) != 0 {
+			t.Errorf("provider earned %s, want voucher %s - commission %s", got, paid, commission)
+		}
+		ra := balances(t, ctx, dc, req)
+		if got := new(big.Int).Sub(before[req].Escrow, ra.Escrow); got.Cmp(paid) != 0 || ra.Reserved.Sign() != 0 {
+			t.Errorf("requester paid %s with %s still reserved; last voucher %s", got, ra.Reserved, paid)
+		}
+		if want := new(big.Int).Div(new(big.Int).Mul(paid, big.NewInt(100)), big.NewInt(10_000)); commission.Cmp(want) != 0 {
+			t.Errorf("commission %s, want 1%% of %s = %s", commission, paid, want)
+		}
+		t.Logf("deal %s: %s -> %s paid %s (commission %s)", d.ID[:10], d.Requester[:8], d.Provider[:8], paid, commission)
 	}
-	gotReq := new(big.Int).Sub(reqBefore.Escrow, reqAfter.Escrow)
-	if gotReq.Cmp(paid) != 0 {
-		t.Errorf("requester paid %s, last voucher says %s", gotReq, paid)
+	for _, e := range dA.History {
+		t.Logf("  %s %-22s %s->%s (%s) %s", e.At.Format("15:04:05"), e.Event, e.From, e.To, e.Status, e.Reason)
 	}
-	if reqAfter.Reserved.Sign() != 0 {
-		t.Errorf("requester still has %s reserved", reqAfter.Reserved)
+}
+
+// TestProviderVanishes: the provider disappears after the deal is funded;
+// the requester gets everything back by refund after the deadline and the
+// escrow's grace.
+func TestProviderVanishes(t *testing.T) {
+	dc, tn := startDealNet(t, 2)
+	ctx := awaitCtx(t)
+	prov, req := tn.Members[0], tn.Members[1].Node
+	before := balances(t, ctx, dc, req)
+	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("paid %s (commission %s) for an 8 s deal; history:", paid, commission)
-	for _, e := range settledP.History {
+	if err := testnet.Await(ctx, func() error {
+		if req.Book().Count() == 0 {
+			return fmt.Errorf("offer not at the requester")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitDeal(t, ctx, req, r.ID().Hex(), "funded", "active")
+	if err := prov.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, req, r.ID().Hex(), "refunded")
+	after := balances(t, ctx, dc, req)
+	if after.Escrow.Cmp(before.Escrow) != 0 || after.Reserved.Sign() != 0 {
+		t.Errorf("after refund: free %s (before %s), reserved %s", after.Escrow, before.Escrow, after.Reserved)
+	}
+	if d.Refunded != d.MaxAmount {
+		t.Errorf("refunded %s of %s locked", d.Refunded, d.MaxAmount)
+	}
+}
+
+// TestRequesterStopsPaying: the requester disappears mid-deal; the provider
+// stops serving once the paid-ahead interval is used up and settles what
+// was paid.
+func TestRequesterStopsPaying(t *testing.T) {
+	dc, tn := startDealNet(t, 2)
+	ctx := awaitCtx(t)
+	prov, req := tn.Members[0].Node, tn.Members[1]
+	before := balances(t, ctx, dc, prov)
+	if _, err := prov.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Await(ctx, func() error {
+		if req.Node.Book().Count() == 0 {
+			return fmt.Errorf("offer not at the requester")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := req.Node.CreateRequest(ctx, dealRequest("DE", 600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := awaitDeal(t, ctx, prov, r.ID().Hex(), "active")
+	if _, ok := prov.DealServing(common.HexToHash(active.ID)); !ok {
+		t.Fatal("active deal not served")
+	}
+	if err := req.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, prov, r.ID().Hex(), "settled")
+	if d.Reason != "payment-stalled" {
+		t.Errorf("deal ended for %q, want payment-stalled", d.Reason)
+	}
+	if _, ok := prov.DealServing(common.HexToHash(d.ID)); ok {
+		t.Error("provider still serves a deal nobody pays for")
+	}
+	paid, _ := new(big.Int).SetString(d.Voucher.Amount, 10)
+	commission, _ := new(big.Int).SetString(d.Commission, 10)
+	if d.Settled != paid.String() {
+		t.Errorf("settled %s, last voucher %s", d.Settled, paid)
+	}
+	after := balances(t, ctx, dc, prov)
+	if got := new(big.Int).Sub(after.Escrow, before.Escrow); got.Cmp(new(big.Int).Sub(paid, commission)) != 0 {
+		t.Errorf("provider earned %s, want %s - %s", got, paid, commission)
+	}
+	// Paid ahead at most one interval beyond what was served: the
+	// provider's loss is bounded by the same interval.
+	max := new(big.Int).SetUint64(uint64(d.Deadline.Sub(d.Start).Seconds()))
+	max.Mul(max, big.NewInt(1_000_000_000_000))
+	if paid.Cmp(max) >= 0 {
+		t.Errorf("paid %s for a deal cut short, the whole deal costs %s", paid, max)
+	}
+	for _, e := range d.History {
 		t.Logf("  %s %-22s %s->%s (%s) %s", e.At.Format("15:04:05"), e.Event, e.From, e.To, e.Status, e.Reason)
 	}
 }
