@@ -311,6 +311,38 @@ func (dc *DevChain) Fund(ctx context.Context, addr common.Address, eth, tokens *
 	return nil
 }
 
+// FundMany sends eth and tokens from the deployer to every address. The
+// transfers are submitted together, so they share blocks.
+func (dc *DevChain) FundMany(ctx context.Context, addrs []common.Address, eth, tokens *big.Int) error {
+	cl, err := dc.NewClient(dc.deployer)
+	if err != nil {
+		return err
+	}
+	errs := make([]error, 2*len(addrs))
+	var wg sync.WaitGroup
+	for i, a := range addrs {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			if eth != nil && eth.Sign() > 0 {
+				if _, err := cl.SendETH(ctx, a, eth); err != nil {
+					errs[2*i] = fmt.Errorf("devchain: fund %s: %w", a.Hex(), err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if tokens != nil && tokens.Sign() > 0 {
+				if _, err := cl.Transfer(ctx, a, tokens); err != nil {
+					errs[2*i+1] = fmt.Errorf("devchain: fund %s: %w", a.Hex(), err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 // Commit seals a block with the pending transactions and returns its hash.
 func (dc *DevChain) Commit() common.Hash {
 	dc.sealMu.Lock()

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/testnet"
 )
@@ -113,5 +114,90 @@ func BenchmarkPropagation30(b *testing.B) {
 	b.StopTimer()
 	if err := tn.Close(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// BenchmarkDealSetup measures, on an in-process testnet with the node's
+// default deal settings (a 1 s deal tick), the time from a request placed
+// through the API to the requester's deal being active: matching,
+// proposal, accept, the escrow open on the dev chain, the provider seeing
+// it, the first voucher. It reports the median and the 99th percentile over
+// the deals of a run (-benchtime=1x).
+func BenchmarkDealSetup(b *testing.B) {
+	const deals = 12
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	dc, err := chain.StartDevChain(ctx, chain.DefaultDevChainConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer dc.Close()
+	tn, err := testnet.Start(ctx, testnet.Config{
+		Dir: b.TempDir(), Providers: 2, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
+		Offer: func(i int, cc string) sdk.OfferParams {
+			o := testnet.DefaultOffer(i, cc)
+			o.IPs = 100
+			return o
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tn.Close()
+	req := tn.Members[2].Node
+	if err := testnet.Await(ctx, func() error {
+		if n := req.Book().Count(); n < 2 {
+			return fmt.Errorf("requester sees %d offers", n)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for it := 0; it < b.N; it++ {
+		var lat []time.Duration
+		for i := 0; i < deals; i++ {
+			// Let the dev chain's clock fall back in step with the wall
+			// clock first: a chain ahead of it would make the deal wait.
+			if err := testnet.Await(ctx, func() error {
+				_, ht, err := req.Escrow().Head(ctx)
+				if err != nil {
+					return err
+				}
+				if ht > uint64(time.Now().Unix()) {
+					return fmt.Errorf("chain ahead")
+				}
+				return nil
+			}); err != nil {
+				b.Fatal(err)
+			}
+			start := time.Now()
+			r, err := req.CreateRequest(ctx, sdk.RequestParams{
+				Country: "DE", IPType: "any", IPs: 1, Duration: 60,
+				MaxPricePerHour: "10000000000000000", MaxPricePerGB: "100000000000000000",
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := testnet.Await(ctx, func() error {
+				ds, err := req.Deals(ctx)
+				if err != nil {
+					return err
+				}
+				for _, d := range ds {
+					if d.RequestID == r.ID().Hex() && d.Status == "active" {
+						return nil
+					}
+				}
+				return fmt.Errorf("no active deal for %s", r.ID().Hex())
+			}); err != nil {
+				b.Fatal(err)
+			}
+			lat = append(lat, time.Since(start))
+		}
+		sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+		p50, p99 := lat[len(lat)/2], lat[(len(lat)*99)/100]
+		b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
+		b.ReportMetric(float64(p99.Milliseconds()), "p99-ms")
+		b.Logf("deal set-up (request placed to deal active), %d deals: p50 %s, p99 %s", deals, p50, p99)
 	}
 }

@@ -17,9 +17,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
+	"github.com/ipsx/ipsx/sdk"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
 
@@ -33,8 +35,15 @@ var DefaultCountries = []string{"DE", "US", "JP"}
 type Config struct {
 	// Dir holds one data dir per node and testnet.json.
 	Dir string
-	// Nodes is how many nodes to start.
-	Nodes int
+	// Nodes is how many nodes to start. With Providers or Requesters set,
+	// it is their sum: the first Providers nodes are providers, each
+	// publishing a live offer (Offer) in its country; the rest are
+	// requesters.
+	Nodes      int
+	Providers  int
+	Requesters int
+	// Offer is what provider i offers in country cc (default DefaultOffer).
+	Offer func(i int, cc string) sdk.OfferParams
 	// Countries the nodes are spread over, round-robin (default DE, US, JP).
 	Countries []string
 	// Subscribe, if set, gives the shards node i subscribes to; by default
@@ -83,6 +92,15 @@ func (c *Config) validate() error {
 	if len(c.Countries) == 0 {
 		c.Countries = DefaultCountries
 	}
+	if c.Providers < 0 || c.Requesters < 0 {
+		return errors.New("testnet: negative provider or requester count")
+	}
+	if c.Providers+c.Requesters > 0 {
+		c.Nodes = c.Providers + c.Requesters
+	}
+	if c.Offer == nil {
+		c.Offer = DefaultOffer
+	}
 	if c.FirstHost == 0 {
 		c.FirstHost = 11
 	}
@@ -111,9 +129,20 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// DefaultOffer is a testnet provider's offer: 2 residential IPs at
+// 0.001 token per IP-hour and 0.01 token per GB, rentable from 5 s to 1 day.
+func DefaultOffer(i int, cc string) sdk.OfferParams {
+	return sdk.OfferParams{
+		Country: cc, IPType: "residential", IPs: 2,
+		PricePerHour: "1000000000000000", PricePerGB: "10000000000000000",
+		MinDuration: 5, MaxDuration: 86400, Bandwidth: 100,
+	}
+}
+
 // Member is one node of the testnet.
 type Member struct {
 	Name    string
+	Role    string // provider, requester, or empty
 	Index   int
 	Country string
 	IP      string // 127.0.0.x: listen address and egress IP
@@ -126,9 +155,10 @@ type Member struct {
 
 // Testnet is a running in-process network.
 type Testnet struct {
-	cfg     Config
-	mu      sync.Mutex // guards Members
-	Members []*Member
+	cfg       Config
+	deferFund bool       // Start funds all nodes together once they run
+	mu        sync.Mutex // guards Members
+	Members   []*Member
 }
 
 // Start creates the data dirs, starts every node, connects them all and
@@ -138,6 +168,9 @@ func Start(ctx context.Context, cfg Config) (*Testnet, error) {
 		return nil, err
 	}
 	t := &Testnet{cfg: cfg}
+	// Nodes start one by one; their funding runs together, so that the dev
+	// chain packs it into few blocks (each block moves its clock a second).
+	t.deferFund = true
 	for i := 0; i < cfg.Nodes; i++ {
 		subs := cfg.Countries
 		if cfg.Subscribe != nil {
@@ -147,6 +180,15 @@ func Start(ctx context.Context, cfg Config) (*Testnet, error) {
 			t.Close()
 			return nil, err
 		}
+	}
+	t.deferFund = false
+	if err := t.fundAll(ctx, t.Members); err != nil {
+		t.Close()
+		return nil, err
+	}
+	if err := t.startRoles(ctx); err != nil {
+		t.Close()
+		return nil, err
 	}
 	if err := t.WriteJSON(); err != nil {
 		t.Close()
@@ -201,8 +243,10 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 	if err := t.run(ctx, m); err != nil {
 		return nil, err
 	}
-	if err := t.fund(ctx, m); err != nil {
-		return nil, err
+	if !t.deferFund {
+		if err := t.fundAll(ctx, []*Member{m}); err != nil {
+			return nil, err
+		}
 	}
 	t.mu.Lock()
 	others := append([]*Member(nil), t.Members...)
@@ -230,19 +274,52 @@ func (t *Testnet) nodeOptions(m *Member) []node.Option {
 	return append(opts, t.cfg.NodeOptions...)
 }
 
-// fund gives a new member ETH and tokens from the dev chain's deployer and
-// has it deposit into the escrow.
-func (t *Testnet) fund(ctx context.Context, m *Member) error {
+// fundAll gives members ETH and tokens from the dev chain's deployer and
+// has each deposit into the escrow, all members at once.
+func (t *Testnet) fundAll(ctx context.Context, ms []*Member) error {
 	dc := t.cfg.DevChain
-	if dc == nil {
+	if dc == nil || len(ms) == 0 {
 		return nil
 	}
-	if err := dc.Fund(ctx, m.Node.Address(), t.cfg.FundETH, t.cfg.FundTokens); err != nil {
-		return fmt.Errorf("testnet: fund %s: %w", m.Name, err)
+	var addrs []common.Address
+	for _, m := range ms {
+		addrs = append(addrs, m.Node.Address())
 	}
-	if t.cfg.Deposit.Sign() > 0 {
-		if _, err := m.Node.Deposit(ctx, t.cfg.Deposit); err != nil {
-			return fmt.Errorf("testnet: %s deposit: %w", m.Name, err)
+	if err := dc.FundMany(ctx, addrs, t.cfg.FundETH, t.cfg.FundTokens); err != nil {
+		return fmt.Errorf("testnet: fund: %w", err)
+	}
+	if t.cfg.Deposit.Sign() <= 0 {
+		return nil
+	}
+	errs := make([]error, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := m.Node.Deposit(ctx, t.cfg.Deposit); err != nil {
+				errs[i] = fmt.Errorf("testnet: %s deposit: %w", m.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// startRoles names the members' roles and has each provider publish its
+// offer.
+func (t *Testnet) startRoles(ctx context.Context) error {
+	if t.cfg.Providers+t.cfg.Requesters == 0 {
+		return nil
+	}
+	for i, m := range t.Members {
+		if i >= t.cfg.Providers {
+			m.Role = "requester"
+			continue
+		}
+		m.Role = "provider"
+		if _, err := m.Node.CreateOffer(ctx, t.cfg.Offer(i, m.Country)); err != nil {
+			return fmt.Errorf("testnet: %s offer: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -349,6 +426,7 @@ func (t *Testnet) Close() error {
 // NodeInfo is one entry of testnet.json.
 type NodeInfo struct {
 	Name     string   `json:"name"`
+	Role     string   `json:"role,omitempty"` // provider or requester
 	PeerID   string   `json:"peerId"`
 	Address  string   `json:"address"`
 	API      string   `json:"api"`
@@ -371,7 +449,7 @@ func (t *Testnet) Info() File {
 	for _, m := range t.Running() {
 		n := m.Node
 		info := NodeInfo{
-			Name: m.Name, PeerID: n.PeerID().String(), Address: n.Address().Hex(),
+			Name: m.Name, Role: m.Role, PeerID: n.PeerID().String(), Address: n.Address().Hex(),
 			Token: n.Token(), Datadir: m.Datadir, Country: m.Country, EgressIP: m.IP,
 		}
 		if a := n.APIAddr(); a != nil {

@@ -142,16 +142,20 @@ The local API listens on --api (loopback) and needs the bearer token in
 func testnetCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "testnet", Short: "Run a local in-process testnet"}
 	var (
-		nodes     int
-		dir       string
-		countries []string
-		logLevel  string
-		chainHTTP string
+		nodes      int
+		providers  int
+		requesters int
+		dir        string
+		countries  []string
+		logLevel   string
+		chainHTTP  string
 	)
 	up := &cobra.Command{
 		Use:   "up",
 		Short: "Start N nodes on loopback and run them until interrupted",
-		Long: `testnet up starts N in-process nodes, each with its own data dir under
+		Long: `testnet up starts an embedded dev chain (served over JSON-RPC) and N
+in-process nodes (or --providers P and --requesters R), each funded from the
+chain, with its own data dir under
 --dir and its own 127.0.0.x address, spread over --countries, every node
 following every one of those shards, all connected to each other. It writes
 <dir>/testnet.json with each node's name, peer id, address, API address and
@@ -174,7 +178,8 @@ for development only.`,
 			}
 			defer stopChain()
 			tn, err := testnet.Start(ctx, testnet.Config{
-				Dir: dir, Nodes: nodes, Countries: countries, Logger: log,
+				Dir: dir, Nodes: nodes, Providers: providers, Requesters: requesters,
+				Countries: countries, Logger: log,
 				DevChain: dc, Chain: &testnet.ChainInfo{RPC: rpcURL},
 			})
 			if err != nil {
@@ -184,7 +189,7 @@ for development only.`,
 			f := tn.Info()
 			fmt.Fprintf(out, "chain %d at %s (token %s, escrow %s)\n", f.Chain.ChainID, f.Chain.RPC, f.Chain.Token, f.Chain.Escrow)
 			for _, n := range f.Nodes {
-				fmt.Fprintf(out, "%-7s %s  api %-21s %s\n", n.Name, n.Country, n.API, n.PeerID)
+				fmt.Fprintf(out, "%-7s %-9s %s  api %-21s %s\n", n.Name, n.Role, n.Country, n.API, n.PeerID)
 			}
 			fmt.Fprintf(out, "every node is funded and has deposited %s into the escrow\n", tokens(testnet.DefaultDeposit.String()))
 			fmt.Fprintf(out, "wrote %s/testnet.json; running until interrupted (Ctrl-C)\n", dir)
@@ -192,7 +197,9 @@ for development only.`,
 			return tn.Close()
 		},
 	}
-	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes")
+	up.Flags().IntVar(&nodes, "nodes", 3, "number of nodes without a role (ignored with --providers or --requesters)")
+	up.Flags().IntVar(&providers, "providers", 0, "providers, each with a live offer in its country")
+	up.Flags().IntVar(&requesters, "requesters", 0, "requesters, following every shard of the testnet")
 	up.Flags().StringVar(&dir, "dir", "testnet-data", "directory for the nodes' data dirs and testnet.json")
 	up.Flags().StringSliceVar(&countries, "countries", testnet.DefaultCountries, "countries to spread the nodes over")
 	up.Flags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
