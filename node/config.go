@@ -37,6 +37,10 @@ type Config struct {
 	// (e.g. `ipsx devchain`, geth --dev). Empty: no chain; the wallet is
 	// unavailable and order balances go unchecked.
 	ChainRPC string `json:"chain-rpc,omitempty"`
+	// SOCKS and HTTP are the loopback addresses of the requester's SOCKS5
+	// and HTTP proxies ("off" to run none).
+	SOCKS string `json:"socks,omitempty"`
+	HTTP  string `json:"http-proxy,omitempty"`
 	// Scrypt is the keystore strength: standard (default) or light.
 	Scrypt string `json:"scrypt,omitempty"`
 	// DHTServer forces DHT server mode; otherwise it follows reachability.
@@ -46,6 +50,8 @@ type Config struct {
 // Defaults.
 const (
 	DefaultAPI     = "127.0.0.1:7480"
+	DefaultSOCKS   = "127.0.0.1:1080"
+	DefaultHTTP    = "127.0.0.1:8080"
 	DefaultChainID = 1337
 	// DefaultEscrow is the escrow address of the embedded dev chain's first
 	// deployment; real networks set their own.
@@ -71,6 +77,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Escrow == "" {
 		c.Escrow = DefaultEscrow
+	}
+	if c.SOCKS == "" {
+		c.SOCKS = DefaultSOCKS
+	}
+	if c.HTTP == "" {
+		c.HTTP = DefaultHTTP
 	}
 	return c
 }

@@ -218,6 +218,7 @@ func (n *Node) handleReady(ctx context.Context, wg *sync.WaitGroup, st *dealStat
 		}
 		n.applyReservations(st, rd.Reservations)
 		n.applyPermissions(rd.Permissions)
+		n.stopTunnels(rd.Permissions)
 		for _, r := range rd.Retries {
 			n.log.Info("proposal failed; trying the next offer", "deal", r.DealID.Hex(), "request", r.RequestID.Hex(), "reason", r.Reason)
 		}
@@ -459,7 +460,9 @@ func (n *Node) sendDealMsg(ctx context.Context, env agreement.Envelope) {
 	defer cancel()
 	s, err := n.host.NewStream(sctx, pid, agreement.ProtocolID)
 	if err != nil {
-		n.log.Warn("deal message: open stream", "peer", pid, "type", env.Msg.Type(), "err", err)
+		if ctx.Err() == nil {
+			n.log.Warn("deal message: open stream", "peer", pid, "type", env.Msg.Type(), "err", err)
+		}
 		return
 	}
 	_ = s.SetDeadline(time.Now().Add(dealIOTimout))
@@ -710,6 +713,7 @@ func (n *Node) autoPropose(now time.Time, st *dealState) {
 				n.log.Warn("propose", "request", id.Hex(), "offer", f.OfferID.Hex(), "err", err)
 				continue
 			}
+			n.rememberCountry(t.ID(n.escrow.Contracts().Domain()), f.Offer.Location.Country)
 			n.log.Info("proposed a deal", "request", id.Hex(), "offer", f.OfferID.Hex(), "provider", f.Offer.Maker.Hex(), "ips", f.IPs)
 			break
 		}

@@ -78,6 +78,7 @@ type Node struct {
 	dealReqs  chan dealReq
 	lastOffer map[uint64]*orderbook.Order // deal loop only
 	chainTime atomic.Uint64               // latest block time seen
+	tun       *tunnels                    // set by Run when deals run
 
 	peersMu sync.Mutex // guards peerIDs
 	peerIDs map[common.Address]peer.ID

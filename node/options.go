@@ -4,6 +4,7 @@ import (
 	"crypto/ecdsa"
 	"errors"
 	"log/slog"
+	"net/netip"
 	"time"
 
 	"github.com/ipsx/ipsx/chain"
@@ -34,6 +35,9 @@ type options struct {
 	contracts    chain.Contracts
 	balanceTTL   time.Duration
 	deals        DealConfig
+
+	egress             netip.Addr
+	unsafeLoopbackExit bool
 }
 
 func (o options) dealTick() time.Duration {
@@ -114,6 +118,16 @@ func WithBalanceTTL(d time.Duration) Option { return func(o *options) { o.balanc
 
 // WithDeals tunes the deal protocol (tests shorten its intervals).
 func WithDeals(c DealConfig) Option { return func(o *options) { o.deals = c } }
+
+// WithEgress makes the provider's tunnel connections leave from addr (one
+// of the machine's addresses); by default the OS chooses.
+func WithEgress(addr netip.Addr) Option { return func(o *options) { o.egress = addr } }
+
+// WithUnsafeLoopbackExit lets the provider's exit reach 127.0.0.0/8, so a
+// local testnet can stand a loopback server in for the internet. Never on a
+// provider serving the public: it opens the machine's own services to every
+// requester. Only the testnet sets it, and says so.
+func WithUnsafeLoopbackExit() Option { return func(o *options) { o.unsafeLoopbackExit = true } }
 
 // WithSyncPage sets how many orders one order-sync page carries.
 func WithSyncPage(n int) Option { return func(o *options) { o.syncPage = n } }

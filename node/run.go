@@ -13,6 +13,7 @@ import (
 	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
+	"github.com/ipsx/ipsx/tunnel"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
@@ -61,6 +62,10 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		wg.Add(2)
 		go func() { defer wg.Done(); n.dealLoop(ctx, &wg) }()
 		go func() { defer wg.Done(); n.chainWatch(ctx) }()
+		if err := n.startTunnel(ctx, &wg); err != nil {
+			return err
+		}
+		defer n.host.RemoveStreamHandler(tunnel.ProtocolID)
 	}
 
 	for _, cc := range n.wantedShards() {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/big"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -213,6 +214,8 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 	cfg := node.Config{
 		Listen:    []string{"/ip4/" + m.IP + "/tcp/0", "/ip4/" + m.IP + "/udp/0/quic-v1"},
 		API:       m.IP + ":0",
+		SOCKS:     m.IP + ":0",
+		HTTP:      m.IP + ":0",
 		Countries: subscribe,
 		Scrypt:    node.ScryptLight,
 		DHTServer: true,
@@ -267,7 +270,14 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 }
 
 func (t *Testnet) nodeOptions(m *Member) []node.Option {
-	opts := []node.Option{node.WithLogger(t.cfg.Logger.With("node", m.Name))}
+	// The testnet's providers exit from their own 127.0.0.x and may reach
+	// loopback, so that a local server can stand in for the internet. Only
+	// here: a provider serving the public never may.
+	opts := []node.Option{
+		node.WithLogger(t.cfg.Logger.With("node", m.Name)),
+		node.WithEgress(netip.MustParseAddr(m.IP)),
+		node.WithUnsafeLoopbackExit(),
+	}
 	if dc := t.cfg.DevChain; dc != nil {
 		opts = append(opts, node.WithChain(dc.Client(), dc.Contracts()))
 	}
@@ -434,6 +444,8 @@ type NodeInfo struct {
 	Datadir  string   `json:"datadir"`
 	Country  string   `json:"country"`
 	EgressIP string   `json:"egressIp"`
+	SOCKS    string   `json:"socks,omitempty"`
+	HTTP     string   `json:"http,omitempty"`
 	P2P      []string `json:"p2p"`
 }
 
@@ -454,6 +466,12 @@ func (t *Testnet) Info() File {
 		}
 		if a := n.APIAddr(); a != nil {
 			info.API = a.String()
+		}
+		if a := n.SOCKSAddr(); a != nil {
+			info.SOCKS = a.String()
+		}
+		if a := n.HTTPProxyAddr(); a != nil {
+			info.HTTP = a.String()
 		}
 		for _, a := range n.Host().Addrs() {
 			info.P2P = append(info.P2P, a.String()+"/p2p/"+n.PeerID().String())

@@ -36,6 +36,8 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.Uint64Var(&f.cfg.ChainID, "chain-id", node.DefaultChainID, "chain id of the EIP-712 domain")
 	fl.StringVar(&f.cfg.Escrow, "escrow", node.DefaultEscrow, "escrow contract address of the EIP-712 domain")
 	fl.StringVar(&f.cfg.ChainRPC, "chain-rpc", "", "Ethereum JSON-RPC endpoint of the escrow's chain (e.g. ipsx devchain's); empty: no chain")
+	fl.StringVar(&f.cfg.SOCKS, "socks", node.DefaultSOCKS, "loopback address of the SOCKS5 proxy for requests through rented IPs (off: none)")
+	fl.StringVar(&f.cfg.HTTP, "http-proxy", node.DefaultHTTP, "loopback address of the HTTP proxy (off: none)")
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")

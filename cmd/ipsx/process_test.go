@@ -89,7 +89,7 @@ func TestDevchainAndNodeProcesses(t *testing.T) {
 	api := freePort(t)
 	c.ok("init", "--datadir", dir, "--scrypt", "light", "--api", api,
 		"--chain-rpc", info["rpc"], "--chain-id", info["chain id"], "--escrow", info["escrow"],
-		"--listen", "/ip4/127.0.0.1/tcp/0")
+		"--listen", "/ip4/127.0.0.1/tcp/0", "--socks", freePort(t), "--http-proxy", freePort(t))
 	var created struct{ Address string }
 	b, err := chain.Dial(ctx, info["rpc"])
 	if err != nil {

@@ -1,0 +1,356 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/agreement"
+	"github.com/ipsx/ipsx/tunnel"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// The tunnel. A provider serves /ipsx/tunnel/1.0.0 streams through its
+// exit (policy checked at dial time, metered per deal, only for the deal's
+// requester while the deal machine grants it). A requester runs SOCKS5 and
+// HTTP proxies on loopback whose connections become tunnel streams to the
+// provider of an active deal chosen by the proxy username's route. Both
+// sides report each deal's bytes and connection-log head to the machine,
+// which turns them into vouchers (requester) and cut-offs (provider).
+
+type peerKey struct{}
+
+// tunnels is the node's tunnel state; its mutex guards the maps.
+type tunnels struct {
+	mu       sync.Mutex
+	meters   map[common.Hash]*tunnel.Meter   // provider: per deal
+	logs     map[common.Hash]*requesterMeter // requester: per deal
+	sessions map[string]common.Hash          // sticky session -> deal
+	country  map[common.Hash]string          // requester: deal -> offer's country
+	next     atomic.Uint64                   // rotation counter
+	exit     *tunnel.Exit
+	socksLn  net.Listener
+	httpLn   net.Listener
+}
+
+// requesterMeter counts a deal's bytes on the requester's side and keeps
+// the same connection log as the provider.
+type requesterMeter struct {
+	bytes atomic.Uint64
+	mu    sync.Mutex
+	log   tunnel.ConnLog
+}
+
+const keyDealCountry = "deal/country/"
+
+func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
+	t := &tunnels{
+		meters: map[common.Hash]*tunnel.Meter{}, logs: map[common.Hash]*requesterMeter{},
+		sessions: map[string]common.Hash{}, country: map[common.Hash]string{},
+	}
+	n.tun = t
+	_ = n.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyDealCountry)})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			id := common.HexToHash(string(it.Item().Key()[len(keyDealCountry):]))
+			_ = it.Item().Value(func(v []byte) error { t.country[id] = string(v); return nil })
+		}
+		return nil
+	})
+	var own []netip.Addr
+	for _, a := range n.host.Addrs() {
+		if ip, err := a.ValueForProtocol(4); err == nil { // P_IP4
+			if p, err := netip.ParseAddr(ip); err == nil && !p.IsLoopback() && !p.IsUnspecified() {
+				own = append(own, p)
+			}
+		}
+	}
+	policy, err := tunnel.NewPolicy(tunnel.PolicyConfig{OwnAddrs: own, UnsafeAllowLoopbackForTests: n.o.unsafeLoopbackExit})
+	if err != nil {
+		return err
+	}
+	t.exit, err = tunnel.NewExit(policy, n.authorizeTunnel)
+	if err != nil {
+		return err
+	}
+	n.host.SetStreamHandler(tunnel.ProtocolID, func(s network.Stream) {
+		sctx := context.WithValue(n.runCtx, peerKey{}, s.Conn().RemotePeer())
+		if err := t.exit.ServeStream(sctx, s); err != nil {
+			n.log.Debug("tunnel stream", "peer", s.Conn().RemotePeer(), "err", err)
+		}
+	})
+	router := tunnel.RouterFunc(n.routeTunnel)
+	plog := n.o.logger.With("component", "proxy")
+	for _, l := range []struct {
+		addr  string
+		ln    *net.Listener
+		serve func(context.Context, net.Listener) error
+	}{
+		{n.cfg.SOCKS, &t.socksLn, tunnel.NewSOCKSServer(router, tunnel.WithLogger(plog)).Serve},
+		{n.cfg.HTTP, &t.httpLn, tunnel.NewHTTPProxy(router, tunnel.WithLogger(plog)).Serve},
+	} {
+		if l.addr == "" || l.addr == "off" {
+			continue
+		}
+		ln, err := net.Listen("tcp", l.addr)
+		if err != nil {
+			return fmt.Errorf("node: proxy listen on %s: %w", l.addr, err)
+		}
+		*l.ln = ln
+		serve := l.serve
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = serve(ctx, ln) }()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); n.reportUsage(ctx) }()
+	return nil
+}
+
+// SOCKSAddr and HTTPProxyAddr are where the proxies listen (nil when off).
+func (n *Node) SOCKSAddr() net.Addr {
+	if n.tun == nil || n.tun.socksLn == nil {
+		return nil
+	}
+	return n.tun.socksLn.Addr()
+}
+
+func (n *Node) HTTPProxyAddr() net.Addr {
+	if n.tun == nil || n.tun.httpLn == nil {
+		return nil
+	}
+	return n.tun.httpLn.Addr()
+}
+
+// authorizeTunnel is the exit's gate: the stream's peer must be the deal's
+// requester and the deal machine must grant the deal now.
+func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Grant, error) {
+	pid, _ := ctx.Value(peerKey{}).(peer.ID)
+	addr, err := AddressOf(pid)
+	if err != nil {
+		return tunnel.Grant{}, tunnel.ErrUnauthorized
+	}
+	perm, ok := n.DealServing(h.DealID)
+	if !ok || perm.Role != agreement.RoleProvider {
+		return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrDealInactive, h.DealID.Hex())
+	}
+	if perm.Peer != addr {
+		return tunnel.Grant{}, fmt.Errorf("%w: %s is not the requester of %s", tunnel.ErrUnauthorized, addr.Hex(), h.DealID.Hex())
+	}
+	return tunnel.Grant{Egress: n.o.egress, Meter: n.meterFor(h.DealID)}, nil
+}
+
+// meterFor returns the provider's meter of a deal, creating it with the
+// deal's deadline and its offer's bandwidth.
+func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if m, ok := t.meters[id]; ok {
+		return m
+	}
+	var cfg tunnel.MeterConfig
+	if r, err := n.readDeal(id); err == nil {
+		cfg.Deadline = time.Unix(int64(r.Deal.Terms.Deadline), 0)
+		if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
+			cfg.BitsPerSecond = uint64(o.Bandwidth) * 1_000_000
+		}
+	}
+	m := tunnel.NewMeter(id, cfg)
+	t.meters[id] = m
+	return m
+}
+
+// stopTunnels cuts the streams of deals whose permission was revoked.
+func (n *Node) stopTunnels(ps []agreement.Permission) {
+	if n.tun == nil {
+		return
+	}
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, p := range ps {
+		if p.Allow {
+			continue
+		}
+		if m, ok := t.meters[p.DealID]; ok {
+			m.Stop(tunnel.ErrNotPaid)
+		}
+		for s, id := range t.sessions {
+			if id == p.DealID {
+				delete(t.sessions, s)
+			}
+		}
+	}
+}
+
+// reportUsage feeds each deal's bytes and connection-log head to the
+// machine, on both sides.
+func (n *Node) reportUsage(ctx context.Context) {
+	tick := time.NewTicker(n.o.dealTick())
+	defer tick.Stop()
+	last := map[common.Hash]uint64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		type usage struct {
+			id    common.Hash
+			bytes uint64
+			head  common.Hash
+		}
+		var us []usage
+		n.tun.mu.Lock()
+		for id, m := range n.tun.meters {
+			st := m.Stats()
+			head, _ := m.Log().Head()
+			us = append(us, usage{id, st.Up + st.Down, head})
+		}
+		for id, m := range n.tun.logs {
+			m.mu.Lock()
+			head, _ := m.log.Head()
+			m.mu.Unlock()
+			us = append(us, usage{id, m.bytes.Load(), head})
+		}
+		n.tun.mu.Unlock()
+		for _, u := range us {
+			if b, ok := last[u.id]; ok && b == u.bytes {
+				continue
+			}
+			err := n.dealDo(ctx, func(m *agreement.Machine) error {
+				return m.Step(agreement.Usage{At: n.now(), DealID: u.id, Bytes: u.bytes, ConnLogHash: u.head})
+			})
+			if err == nil {
+				last[u.id] = u.bytes
+			} else if ctx.Err() == nil {
+				n.log.Debug("usage report", "deal", u.id.Hex(), "err", err)
+			}
+		}
+	}
+}
+
+// rememberCountry keeps the country of a requester's deal (its offer's), for
+// routing by proxy username.
+func (n *Node) rememberCountry(id common.Hash, cc string) {
+	if n.tun == nil {
+		return
+	}
+	n.tun.mu.Lock()
+	n.tun.country[id] = cc
+	n.tun.mu.Unlock()
+	_ = n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDealCountry+id.Hex()), []byte(cc)) })
+}
+
+// routeTunnel is the proxies' router: pick an active deal for the route
+// (sticky per session, else rotating), open a tunnel stream to its
+// provider, and meter the connection for the deal.
+func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (net.Conn, error) {
+	id, err := n.pickDeal(r)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := n.readDeal(id)
+	if err != nil {
+		return nil, err
+	}
+	pid, err := n.peerOf(rec.Deal.Terms.Provider)
+	if err != nil {
+		return nil, fmt.Errorf("%w: provider unreachable: %v", tunnel.ErrNoRoute, err)
+	}
+	s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
+	}
+	c, err := tunnel.OpenStream(ctx, s, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: r.Session})
+	if err != nil {
+		_ = s.Reset()
+		return nil, err
+	}
+	n.tun.mu.Lock()
+	m, ok := n.tun.logs[id]
+	if !ok {
+		m = &requesterMeter{}
+		n.tun.logs[id] = m
+	}
+	n.tun.mu.Unlock()
+	return &meteredConn{Conn: c, m: m}, nil
+}
+
+// pickDeal chooses the deal for a route among the requester's deals that
+// the machine lets carry traffic.
+func (n *Node) pickDeal(r tunnel.Route) (common.Hash, error) {
+	t := n.tun
+	n.permMu.Lock()
+	var ids []common.Hash
+	for id, p := range n.perms {
+		if p.Role == agreement.RoleRequester {
+			ids = append(ids, id)
+		}
+	}
+	n.permMu.Unlock()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ok []common.Hash
+	for _, id := range ids {
+		if r.Country == "" || t.country[id] == r.Country {
+			ok = append(ok, id)
+		}
+	}
+	if len(ok) == 0 {
+		return common.Hash{}, fmt.Errorf("%w: no active deal for %q", tunnel.ErrNoRoute, r.String())
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].Cmp(ok[j]) < 0 })
+	if r.Sticky() {
+		if id, have := t.sessions[r.Session]; have {
+			for _, x := range ok {
+				if x == id {
+					return id, nil
+				}
+			}
+		}
+	}
+	id := ok[int(t.next.Add(1)-1)%len(ok)]
+	if r.Sticky() {
+		t.sessions[r.Session] = id
+	}
+	return id, nil
+}
+
+// meteredConn counts a tunnel connection's bytes for its deal and appends
+// it to the deal's connection log when it closes.
+type meteredConn struct {
+	*tunnel.Conn
+	m    *requesterMeter
+	once sync.Once
+}
+
+func (c *meteredConn) Read(p []byte) (int, error) {
+	k, err := c.Conn.Read(p)
+	c.m.bytes.Add(uint64(k))
+	return k, err
+}
+
+func (c *meteredConn) Write(p []byte) (int, error) {
+	k, err := c.Conn.Write(p)
+	c.m.bytes.Add(uint64(k))
+	return k, err
+}
+
+func (c *meteredConn) Close() error {
+	c.once.Do(func() {
+		c.m.mu.Lock()
+		_, _, _ = c.m.log.Append(c.Conn.Entry())
+		c.m.mu.Unlock()
+	})
+	return c.Conn.Close()
+}

@@ -1,0 +1,208 @@
+package node_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/testnet"
+	"github.com/ipsx/ipsx/tunnel"
+)
+
+// whoami serves, on loopback, the address each request came from: the
+// provider's egress IP when it came through the tunnel.
+func whoami(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprint(w, host)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+func curl(t *testing.T, args ...string) string {
+	t.Helper()
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("curl is not installed (apt-get install curl); .ci/run installs it")
+	}
+	out, err := exec.CommandContext(t.Context(), "curl", append([]string{"-sS", "--max-time", "20"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("curl %s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
+}
+
+// TestTunnelEndToEnd: with deals active in DE and US, curl through the
+// requester's SOCKS5 and HTTP proxies reaches a local server from the
+// provider's egress IP; country routes land in their country; a sticky
+// session keeps its IP while rotation spreads connections; a peer that is
+// not the deal's requester cannot open a tunnel; the bytes are metered and
+// paid by the vouchers.
+func TestTunnelEndToEnd(t *testing.T) {
+	_, tn := startDealNet(t, 3, "DE", "US")
+	ctx := awaitCtx(t)
+	de, us, req := tn.Members[0], tn.Members[1], tn.Members[2].Node
+	for _, p := range []*testnet.Member{de, us} {
+		if _, err := p.Node.CreateOffer(ctx, dealOffer(p.Country, 1, 1_000_000_000_000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testnet.Await(ctx, func() error {
+		if n := req.Book().Count(); n < 2 {
+			return fmt.Errorf("requester sees %d offers", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var dealIDs []string
+	for _, cc := range []string{"DE", "US"} {
+		r, err := req.CreateRequest(ctx, dealRequest(cc, 120))
+		if err != nil {
+			t.Fatal(err)
+		}
+		dealIDs = append(dealIDs, awaitDeal(t, ctx, req, r.ID().Hex(), "active").ID)
+	}
+	target := "http://" + whoami(t) + "/"
+	socks, httpProxy := req.SOCKSAddr().String(), req.HTTPProxyAddr().String()
+
+	if got := curl(t, "--socks5-hostname", socks, "--proxy-user", "country-DE:x", target); got != de.IP {
+		t.Errorf("SOCKS5 country-DE: server saw %q, want %s", got, de.IP)
+	}
+	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxy-user", "country-US:x", target); got != us.IP {
+		t.Errorf("HTTP proxy (plain) country-US: server saw %q, want %s", got, us.IP)
+	}
+	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxytunnel", "--proxy-user", "country-DE:x", target); got != de.IP {
+		t.Errorf("HTTP CONNECT country-DE: server saw %q, want %s", got, de.IP)
+	}
+	seen := map[string]int{}
+	for i := 0; i < 20; i++ {
+		seen[curl(t, "--socks5-hostname", socks, "--proxy-user", "session-abc123:x", target)]++
+	}
+	if len(seen) != 1 {
+		t.Errorf("sticky session used %v, want one IP", seen)
+	}
+	seen = map[string]int{}
+	for i := 0; i < 20; i++ {
+		seen[curl(t, "--socks5-hostname", socks, target)]++
+	}
+	if seen[de.IP] == 0 || seen[us.IP] == 0 {
+		t.Errorf("rotation without a route used %v, want both providers", seen)
+	}
+	t.Logf("rotation spread 20 connections as %v", seen)
+	// A country with no deal: a clear SOCKS failure, not a hang.
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-JP:x", target)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("country-JP with no deal there: curl succeeded: %s", out)
+	}
+
+	// The US provider is no requester of the DE deal: its tunnel stream for
+	// that deal is refused.
+	deDeal := common.HexToHash(dealIDs[0])
+	s, err := us.Node.Host().NewStream(ctx, de.Node.PeerID(), tunnel.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tunnel.OpenStream(ctx, s, tunnel.Header{DealID: deDeal, Time: nowUTC(), Target: strings.TrimPrefix(strings.TrimSuffix(target, "/"), "http://")})
+	if err == nil || !strings.Contains(err.Error(), "requester") {
+		t.Errorf("stranger's tunnel for the DE deal: %v, want refused as not the requester", err)
+	}
+
+	// The traffic shows up in the deals and their vouchers.
+	if err := testnet.Await(ctx, func() error {
+		for _, id := range dealIDs {
+			d, err := req.Deal(ctx, common.HexToHash(id))
+			if err != nil {
+				return err
+			}
+			if d.Bytes == 0 || d.Voucher == nil || d.Voucher.Bytes == 0 {
+				return fmt.Errorf("deal %s: %d bytes metered, voucher %+v", id[:10], d.Bytes, d.Voucher)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = context.Background
+}
+
+func nowUTC() time.Time { return time.Now().UTC() }
+
+// TestTunnelBigDownload: 100 MiB through the SOCKS5 proxy arrive
+// byte-exact, and the deal's bytes are metered and paid for.
+func TestTunnelBigDownload(t *testing.T) {
+	const size = 100 << 20
+	_, tn := startDealNet(t, 2, "DE")
+	ctx := awaitCtx(t)
+	prov, req := tn.Members[0], tn.Members[1].Node
+	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Await(ctx, func() error {
+		if req.Book().Count() == 0 {
+			return fmt.Errorf("no offer at the requester")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, req, r.ID().Hex(), "active")
+	// A deterministic 100 MiB body, and its hash.
+	body := make([]byte, size)
+	for i := range body {
+		body[i] = byte(i*7 + i>>13)
+	}
+	want := sha256.Sum256(body)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(size))
+		_, _ = w.Write(body)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "big")
+	curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "-o", out, "http://"+ln.Addr().String()+"/")
+	got, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != size || sha256.Sum256(got) != want {
+		t.Fatalf("downloaded %d bytes, hash differs or size != %d", len(got), size)
+	}
+	if err := testnet.Await(ctx, func() error {
+		pd, err := prov.Node.Deal(ctx, common.HexToHash(d.ID))
+		if err != nil {
+			return err
+		}
+		if pd.Bytes < size || pd.Voucher == nil || pd.Voucher.Bytes < size {
+			return fmt.Errorf("provider metered %d bytes, latest voucher %+v", pd.Bytes, pd.Voucher)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pd, _ := prov.Node.Deal(ctx, common.HexToHash(d.ID))
+	t.Logf("provider metered %d bytes; voucher pays %s for %d bytes", pd.Bytes, pd.Voucher.Amount, pd.Voucher.Bytes)
+}
