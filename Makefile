@@ -13,15 +13,19 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: demo
-demo: ## the local demo: dev chain, providers and a requester on loopback
+demo: tools ## the local demo: dev chain, providers, a requester, a page fetched through the SOCKS5 proxy
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ipsx demo
+
+.PHONY: tools
+tools: ## install what the demo and the tests run besides Go (curl), from Debian's packages if missing
+	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 
 .PHONY: build
 build: ## build bin/ipsx
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ipsx ./cmd/ipsx
 
 .PHONY: test
-test: ## vet, then every test with the race detector, in random order
+test: tools ## vet, then every test with the race detector, in random order
 	$(GO) vet $(PKGS)
 	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 

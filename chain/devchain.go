@@ -263,11 +263,24 @@ func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
 	defer unsubscribe()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	// Transactions that arrive within a short window share a block: every
+	// block moves the chain's clock at least a second, so sealing each one
+	// alone would run the clock far ahead of the wall clock in a burst.
+	const batch = 20 * time.Millisecond
+	seal := time.NewTimer(time.Hour)
+	seal.Stop()
+	pending := false
 	for {
 		select {
 		case <-dc.stop:
 			return
 		case <-txs:
+			if !pending {
+				pending = true
+				seal.Reset(batch)
+			}
+		case <-seal.C:
+			pending = false
 			dc.sealPending()
 		case now := <-tick.C:
 			if uint64(now.Unix()) > dc.backend.BlockChain().CurrentBlock().Time {

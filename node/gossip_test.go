@@ -32,7 +32,7 @@ func startTestnet(t *testing.T, cfg testnet.Config) *testnet.Testnet {
 }
 
 func awaitCtx(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	t.Cleanup(cancel)
 	return ctx
 }

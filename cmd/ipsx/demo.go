@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
-	"text/tabwriter"
+	"os/exec"
+	"strings"
 	"time"
 
-	"github.com/ipsx/ipsx/matching"
-	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/testnet"
 	"github.com/spf13/cobra"
@@ -53,43 +55,29 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	fmt.Fprintf(out, "    chain id %s, JSON-RPC %s\n    token  %s\n    escrow %s\n", c.ChainID, rpcURL, c.Token.Hex(), c.Escrow.Hex())
 
 	step("starting 3 providers (DE, US, DE) and 1 requester, each on its own 127.0.0.x, funded from the chain")
+	fmt.Fprintln(out, "    (testnet only: providers may reach loopback, so a local server stands in for the internet)")
+	prices := []string{"3600000000000000", "1800000000000000", "7200000000000000"} // per IP-hour: 0.0036, 0.0018, 0.0072 tok
 	tn, err := testnet.Start(ctx, testnet.Config{
-		Dir: dir, Nodes: 4, Countries: []string{"DE", "US"},
+		Dir: dir, Providers: 3, Requesters: 1, Countries: []string{"DE", "US"},
 		DevChain: dc, Chain: &testnet.ChainInfo{RPC: rpcURL},
+		Offer: func(i int, cc string) sdk.OfferParams {
+			o := testnet.DefaultOffer(i, cc)
+			o.PricePerHour = prices[i%len(prices)]
+			return o
+		},
 	})
 	if err != nil {
 		return err
 	}
 	defer tn.Close()
-	providers, requester := tn.Members[:3], tn.Members[3]
+	requester := tn.Members[3]
 	for _, m := range tn.Members {
-		role := "provider"
-		if m == requester {
-			role = "requester"
+		cc := m.Country
+		if m.Role == "requester" {
+			cc = "--"
 		}
-		fmt.Fprintf(out, "    %-6s %-9s %s  %s  api %s\n", m.Name, role, m.IP, m.Node.Address().Hex(), m.Node.APIAddr())
+		fmt.Fprintf(out, "    %-6s %-9s %s  %s  %s\n", m.Name, m.Role, m.IP, cc, m.Node.Address().Hex())
 	}
-	if err := tn.AwaitMesh(ctx, 1); err != nil {
-		return err
-	}
-
-	step("providers publish offers through their local API")
-	prices := []string{"1200", "900", "1500"}
-	var offers []*orderbook.Order
-	for i, m := range providers {
-		cl := sdk.NewClient("http://"+m.Node.APIAddr().String(), m.Node.Token())
-		cc := []string{"DE", "US", "DE"}[i]
-		o, err := cl.CreateOffer(ctx, sdk.OfferParams{
-			Country: cc, IPType: "residential", IPs: uint32(2 + i), PricePerHour: prices[i], PricePerGB: "40",
-			MinDuration: 60, MaxDuration: 86400, Bandwidth: 100,
-		})
-		if err != nil {
-			return fmt.Errorf("%s: create offer: %w", m.Name, err)
-		}
-		offers = append(offers, o)
-		fmt.Fprintf(out, "    %s offers %d %s IPs at %s/IP-hour: %s\n", m.Name, o.IPs, cc, o.PricePerHour, o.ID().Hex())
-	}
-
 	rcl := sdk.NewClient("http://"+requester.Node.APIAddr().String(), requester.Node.Token())
 	w, err := rcl.Wallet(ctx)
 	if err != nil {
@@ -97,52 +85,128 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	step("the requester's wallet: %s in the escrow, %s in its wallet", tokens(w.Free), tokens(w.Balance))
 
-	step("requester publishes a request for 2 DE IPs for 1 hour (peers check its escrow covers it)")
-	req, err := rcl.CreateRequest(ctx, sdk.RequestParams{
-		Country: "DE", IPType: "any", IPs: 2, Duration: 3600, MaxPricePerHour: "2000", MaxPricePerGB: "100",
-	})
-	if err != nil {
-		return fmt.Errorf("create request: %w", err)
-	}
-	fmt.Fprintf(out, "    request %s\n", req.ID().Hex())
-
-	step("waiting for every offer to reach the requester over gossip")
-	start := time.Now()
+	step("waiting for the providers' offers to reach the requester over gossip")
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := testnet.Await(wctx, func() error {
-		for _, o := range offers {
-			if _, err := rcl.Order(wctx, o.ID()); err != nil {
-				return fmt.Errorf("offer %s not at the requester yet", o.ID().Hex())
-			}
+		book, err := rcl.Book(wctx, "DE")
+		if err != nil || len(book) < 2 {
+			return fmt.Errorf("requester sees %d DE offers", len(book))
 		}
 		return nil
 	}); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "    all %d offers arrived in %s\n", len(offers), time.Since(start).Round(time.Millisecond))
-
-	step("the requester's book for DE, and its ranked candidates")
 	book, err := rcl.Book(ctx, "DE")
 	if err != nil {
 		return err
 	}
-	cands, err := matching.Candidates(matching.NewSnapshot(book), req, time.Now(), matching.Params{})
+	for _, o := range book {
+		fmt.Fprintf(out, "    offer %s… by %s: %d IPs at %s/IP-hour\n", o.ID().Hex()[:18], o.Maker.Hex(), o.IPs, tokens(o.PricePerHour.String()))
+	}
+
+	step("requester asks for 1 DE IP for 60 s; its node matches, proposes, funds the deal in escrow")
+	req, err := rcl.CreateRequest(ctx, sdk.RequestParams{
+		Country: "DE", IPType: "any", IPs: 1, Duration: 60,
+		MaxPricePerHour: "10000000000000000", MaxPricePerGB: "100000000000000000",
+	})
+	if err != nil {
+		return fmt.Errorf("create request: %w", err)
+	}
+	deal, err := awaitDealStatus(ctx, rcl, req.ID().Hex(), "active")
 	if err != nil {
 		return err
 	}
-	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "    RANK\tOFFER\tMAKER\tIPS\tPRICE/H\tPRICE/GB")
-	for i, f := range cands {
-		fmt.Fprintf(tw, "    %d\t%s\t%s\t%d\t%s\t%s\n", i+1, f.OfferID.Hex()[:18]+"…", f.Offer.Maker.Hex(), f.IPs, f.PricePerHour, f.PricePerGB)
+	fmt.Fprintf(out, "    deal %s is active: provider %s at %s/IP-hour, %s locked\n", deal.ID, deal.Provider, tokens(deal.PricePerHour), tokens(deal.MaxAmount))
+
+	step("fetching a page from a local server through the requester's SOCKS5 proxy with curl")
+	srv, addr, err := whoamiServer()
+	if err != nil {
+		return err
 	}
-	tw.Flush()
-	fmt.Fprintln(out, "    (the US offer is not a candidate: the request is for DE)")
-	fmt.Fprintln(out, "==> not yet in this demo: negotiating the deal, funding it in escrow, and")
-	fmt.Fprintln(out, "    fetching a page through the SOCKS5 proxy (issues 4 and 5)")
+	defer srv.Close()
+	socks := requester.Node.SOCKSAddr().String()
+	fmt.Fprintf(out, "    $ curl --socks5-hostname %s --proxy-user country-DE:x http://%s/\n", socks, addr)
+	page, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "30", "--socks5-hostname", socks, "--proxy-user", "country-DE:x", "http://"+addr+"/").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("curl: %v: %s", err, page)
+	}
+	fmt.Fprintf(out, "    %s\n", strings.TrimSpace(string(page)))
+
+	step("waiting for the traffic to show in a voucher (the requester pays ahead, the provider meters)")
+	if err := testnet.Await(wctx, func() error {
+		d, err := rcl.Deal(wctx, common.HexToHash(deal.ID))
+		if err != nil {
+			return err
+		}
+		if d.Voucher == nil || d.Voucher.Bytes == 0 {
+			return fmt.Errorf("no voucher with bytes yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+
+	step("closing the deal: the provider settles on chain with the last voucher")
+	if _, err := rcl.CloseDeal(ctx, common.HexToHash(deal.ID)); err != nil {
+		return err
+	}
+	settled, err := awaitDealStatus(ctx, rcl, req.ID().Hex(), "settled")
+	if err != nil {
+		return err
+	}
+	if v := settled.Voucher; v != nil {
+		fmt.Fprintf(out, "    last voucher: %s for %d bytes (connection log %s…)\n", tokens(v.Amount), v.Bytes, v.ConnLogHash[:18])
+	}
+	fmt.Fprintf(out, "    settled on chain: %s paid, %s commission to the treasury\n", tokens(settled.Settled), tokens(settled.Commission))
+	for _, e := range settled.History {
+		fmt.Fprintf(out, "      %s  %-22s %s -> %s\n", e.At.Format("15:04:05"), e.Event, e.From, e.To)
+	}
+	w2, err := rcl.Wallet(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "    requester's escrow now: %s free, %s reserved\n", tokens(w2.Free), tokens(w2.Reserved))
 	if keep {
 		fmt.Fprintf(out, "==> running; %s/testnet.json describes the nodes; Ctrl-C to stop\n", dir)
 		<-ctx.Done()
 	}
 	return nil
+}
+
+// awaitDealStatus waits for the requester's deal on a request to reach a
+// status.
+func awaitDealStatus(ctx context.Context, c *sdk.Client, requestID, status string) (*sdk.Deal, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var found *sdk.Deal
+	err := testnet.Await(ctx, func() error {
+		ds, err := c.Deals(ctx)
+		if err != nil {
+			return err
+		}
+		for _, d := range ds {
+			if d.RequestID == requestID && d.Status == status {
+				found, err = c.Deal(ctx, common.HexToHash(d.ID))
+				return err
+			}
+		}
+		return fmt.Errorf("no %s deal for request %s yet", status, requestID)
+	})
+	return found, err
+}
+
+// whoamiServer serves, on loopback, a page that names the address it was
+// fetched from.
+func whoamiServer() (*http.Server, string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := net.SplitHostPort(r.RemoteAddr)
+		fmt.Fprintf(w, "hello from the local server: you came from %s\n", host)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	return srv, ln.Addr().String(), nil
 }
