@@ -317,3 +317,52 @@ func testLogger(t *testing.T) *slog.Logger {
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
+
+// TestDealSurvivesRestart: a provider restarted mid-deal comes back with
+// the deal from its database, keeps serving it, and settles it at the end
+// with the requester's last voucher.
+func TestDealSurvivesRestart(t *testing.T) {
+	_, tn := startDealNet(t, 2)
+	ctx := awaitCtx(t)
+	prov, req := tn.Members[0], tn.Members[1].Node
+	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Await(ctx, func() error {
+		if req.Book().Count() == 0 {
+			return fmt.Errorf("no offer at the requester")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 12))
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := awaitDeal(t, ctx, prov.Node, r.ID().Hex(), "active")
+	if err := prov.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Restart(ctx, prov); err != nil {
+		t.Fatal(err)
+	}
+	back, err := prov.Node.Deal(ctx, common.HexToHash(active.ID))
+	if err != nil {
+		t.Fatalf("deal lost in the restart: %v", err)
+	}
+	if back.Status != "active" && back.Status != "completed" && back.Status != "settled" {
+		t.Fatalf("deal came back %s", back.Status)
+	}
+	d := awaitDeal(t, ctx, prov.Node, r.ID().Hex(), "settled")
+	rd := awaitDeal(t, ctx, req, r.ID().Hex(), "settled")
+	if d.Voucher == nil || d.Settled != d.Voucher.Amount || rd.Settled != d.Settled {
+		t.Fatalf("settled %s / %s, provider's last voucher %+v", d.Settled, rd.Settled, d.Voucher)
+	}
+	if len(d.History) < len(active.History) {
+		t.Errorf("history shrank from %d to %d entries", len(active.History), len(d.History))
+	}
+	for _, e := range d.History {
+		t.Logf("  %s %-22s %s->%s (%s) %s", e.At.Format("15:04:05"), e.Event, e.From, e.To, e.Status, e.Reason)
+	}
+}

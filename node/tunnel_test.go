@@ -1,8 +1,8 @@
 package node_test
 
 import (
-	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -70,14 +70,16 @@ func TestTunnelEndToEnd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var dealIDs []string
+	var dealIDs, requestIDs []string
 	for _, cc := range []string{"DE", "US"} {
 		r, err := req.CreateRequest(ctx, dealRequest(cc, 120))
 		if err != nil {
 			t.Fatal(err)
 		}
+		requestIDs = append(requestIDs, r.ID().Hex())
 		dealIDs = append(dealIDs, awaitDeal(t, ctx, req, r.ID().Hex(), "active").ID)
 	}
+	deRequest := requestIDs[0]
 	target := "http://" + whoami(t) + "/"
 	socks, httpProxy := req.SOCKSAddr().String(), req.HTTPProxyAddr().String()
 
@@ -138,7 +140,25 @@ func TestTunnelEndToEnd(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	_ = context.Background
+
+	// Once the DE deal has ended, its requester cannot open a tunnel for it
+	// any more, and the proxy has no route to DE.
+	if _, err := req.CloseDeal(ctx, deDeal); err != nil {
+		t.Fatal(err)
+	}
+	awaitDeal(t, ctx, de.Node, deRequest, "settled")
+	s, err = req.Host().NewStream(ctx, de.Node.PeerID(), tunnel.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tunnel.OpenStream(ctx, s, tunnel.Header{DealID: deDeal, Time: nowUTC(), Target: strings.TrimPrefix(strings.TrimSuffix(target, "/"), "http://")})
+	if err == nil || !errors.Is(err, tunnel.ErrDealInactive) {
+		t.Errorf("tunnel for an ended deal: %v, want refused as inactive", err)
+	}
+	cmd = exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-DE:x", target)
+	if out, err := cmd.CombinedOutput(); err == nil {
+		t.Errorf("country-DE after its deal ended: curl succeeded: %s", out)
+	}
 }
 
 func nowUTC() time.Time { return time.Now().UTC() }
