@@ -277,8 +277,14 @@ func TestRequesterStopsPaying(t *testing.T) {
 		t.Fatal(err)
 	}
 	active := awaitDeal(t, ctx, prov, r.ID().Hex(), "active")
-	if _, ok := prov.DealServing(common.HexToHash(active.ID)); !ok {
-		t.Fatal("active deal not served")
+	// The deal is persisted as active before the tunnel is opened for it.
+	if err := testnet.Await(ctx, func() error {
+		if _, ok := prov.DealServing(common.HexToHash(active.ID)); !ok {
+			return fmt.Errorf("active deal not served")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	if err := req.Stop(); err != nil {
 		t.Fatal(err)

@@ -79,6 +79,7 @@ type Node struct {
 	lastOffer map[uint64]*orderbook.Order // deal loop only
 	chainTime atomic.Uint64               // latest block time seen
 	tun       *tunnels                    // set by Run when deals run
+	autoBuyer *autoBuyer
 
 	peersMu sync.Mutex // guards peerIDs
 	peerIDs map[common.Address]peer.ID
@@ -148,6 +149,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		lastOffer: map[uint64]*orderbook.Order{},
 		peerIDs:   map[common.Address]peer.ID{},
 		perms:     map[common.Hash]agreement.Permission{},
+		autoBuyer: &autoBuyer{pending: map[string]common.Hash{}},
 	}
 	n.metrics = newMetrics(n.reg, func() float64 { return float64(n.book.Count()) }, func() float64 {
 		own, _ := n.ownOrders()

@@ -36,6 +36,7 @@ type options struct {
 	balanceTTL   time.Duration
 	deals        DealConfig
 
+	autoBuy            *AutoBuy
 	egress             netip.Addr
 	unsafeLoopbackExit bool
 }
@@ -73,6 +74,8 @@ func (o options) validate() error {
 		return errors.New("node: rate limits must be positive")
 	case o.queue < 32:
 		return errors.New("node: gossip queues under 32")
+	case o.autoBuy != nil && (o.autoBuy.MaxPricePerHour == nil || o.autoBuy.MaxPricePerGB == nil || o.autoBuy.BudgetPerHour == nil):
+		return errors.New("node: auto-buy needs a budget per hour and max prices")
 	case o.balanceTTL <= 0:
 		return errors.New("node: balance TTL must be positive")
 	case o.syncPage < 1 || o.syncPage > maxSyncPage:
@@ -118,6 +121,9 @@ func WithBalanceTTL(d time.Duration) Option { return func(o *options) { o.balanc
 
 // WithDeals tunes the deal protocol (tests shorten its intervals).
 func WithDeals(c DealConfig) Option { return func(o *options) { o.deals = c } }
+
+// WithAutoBuy turns on auto-buy for the proxies (see AutoBuy).
+func WithAutoBuy(a AutoBuy) Option { return func(o *options) { o.autoBuy = &a } }
 
 // WithEgress makes the provider's tunnel connections leave from addr (one
 // of the machine's addresses); by default the OS chooses.

@@ -256,6 +256,9 @@ func (n *Node) rememberCountry(id common.Hash, cc string) {
 // provider, and meter the connection for the deal.
 func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (net.Conn, error) {
 	id, err := n.pickDeal(r)
+	if err != nil && n.o.autoBuy != nil {
+		id, err = n.autoBuy(ctx, r)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/node"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/testnet"
@@ -225,4 +229,47 @@ func TestTunnelBigDownload(t *testing.T) {
 	}
 	pd, _ := prov.Node.Deal(ctx, common.HexToHash(d.ID))
 	t.Logf("provider metered %d bytes; voucher pays %s for %d bytes", pd.Bytes, pd.Voucher.Amount, pd.Voucher.Bytes)
+}
+
+// TestAutoBuy: a requester with auto-buy on (as testnet requesters are)
+// holds a proxy connection for a country it has no deal in, buys one within
+// its budget, and serves the connection through it; a country nobody
+// offers fails with a clear proxy error once the wait is over.
+func TestAutoBuy(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cfg := chain.DefaultDevChainConfig()
+	cfg.GraceSeconds = graceSeconds
+	dc, err := chain.StartDevChain(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc.Close() })
+	ab := testnet.DefaultAutoBuy()
+	ab.Wait = 20 * time.Second
+	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
+		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}})
+	prov, req := tn.Members[0], tn.Members[1].Node
+	actx := awaitCtx(t)
+	if err := testnet.Await(actx, func() error {
+		if req.Book().Count() == 0 {
+			return fmt.Errorf("no offer at the requester")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	target := "http://" + whoami(t) + "/"
+	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "country-DE:x", target); got != prov.IP {
+		t.Errorf("auto-bought DE route: server saw %q, want %s", got, prov.IP)
+	}
+	ds, _ := req.Deals(actx)
+	if len(ds) != 1 {
+		t.Errorf("auto-buy made %d deals, want 1", len(ds))
+	}
+	out, err := exec.CommandContext(actx, "curl", "-sS", "--fail", "--max-time", "60", "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-JP:x", target).CombinedOutput()
+	if err == nil {
+		t.Errorf("auto-buy in a country nobody offers succeeded: %s", out)
+	}
+	t.Logf("no JP provider: %s", strings.TrimSpace(string(out)))
 }

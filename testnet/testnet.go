@@ -45,6 +45,9 @@ type Config struct {
 	Requesters int
 	// Offer is what provider i offers in country cc (default DefaultOffer).
 	Offer func(i int, cc string) sdk.OfferParams
+	// AutoBuy is what requesters run with: auto-buy is on in a testnet
+	// (only there), with DefaultAutoBuy unless set.
+	AutoBuy *node.AutoBuy
 	// Countries the nodes are spread over, round-robin (default DE, US, JP).
 	Countries []string
 	// Subscribe, if set, gives the shards node i subscribes to; by default
@@ -102,6 +105,10 @@ func (c *Config) validate() error {
 	if c.Offer == nil {
 		c.Offer = DefaultOffer
 	}
+	if c.AutoBuy == nil {
+		ab := DefaultAutoBuy()
+		c.AutoBuy = &ab
+	}
 	if c.FirstHost == 0 {
 		c.FirstHost = 11
 	}
@@ -140,6 +147,15 @@ func DefaultOffer(i int, cc string) sdk.OfferParams {
 	}
 }
 
+// DefaultAutoBuy is a testnet requester's auto-buy: deals of 10 minutes
+// at up to 0.01 token per IP-hour and 0.1 per GB, within 10 tokens an hour.
+func DefaultAutoBuy() node.AutoBuy {
+	tok := func(milli int64) *big.Int {
+		return new(big.Int).Mul(big.NewInt(milli), big.NewInt(1_000_000_000_000_000))
+	}
+	return node.AutoBuy{BudgetPerHour: tok(10_000), MaxPricePerHour: tok(10), MaxPricePerGB: tok(100)}
+}
+
 // Member is one node of the testnet.
 type Member struct {
 	Name    string
@@ -158,6 +174,7 @@ type Member struct {
 type Testnet struct {
 	cfg       Config
 	deferFund bool       // Start funds all nodes together once they run
+	nextRole  string     // the role of the member Start adds next
 	mu        sync.Mutex // guards Members
 	Members   []*Member
 }
@@ -177,6 +194,14 @@ func Start(ctx context.Context, cfg Config) (*Testnet, error) {
 		if cfg.Subscribe != nil {
 			subs = cfg.Subscribe(i)
 		}
+		role := ""
+		switch {
+		case i < cfg.Providers:
+			role = "provider"
+		case i < cfg.Providers+cfg.Requesters:
+			role = "requester"
+		}
+		t.nextRole = role
 		if _, err := t.Add(ctx, cfg.Countries[i%len(cfg.Countries)], subs); err != nil {
 			t.Close()
 			return nil, err
@@ -205,6 +230,7 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 	i := len(t.Members)
 	t.mu.Unlock()
 	m := &Member{
+		Role:    t.nextRole,
 		Name:    fmt.Sprintf("node%d", i),
 		Index:   i,
 		Country: country,
@@ -281,6 +307,9 @@ func (t *Testnet) nodeOptions(m *Member) []node.Option {
 	if dc := t.cfg.DevChain; dc != nil {
 		opts = append(opts, node.WithChain(dc.Client(), dc.Contracts()))
 	}
+	if m.Role == "requester" {
+		opts = append(opts, node.WithAutoBuy(*t.cfg.AutoBuy))
+	}
 	return append(opts, t.cfg.NodeOptions...)
 }
 
@@ -323,11 +352,9 @@ func (t *Testnet) startRoles(ctx context.Context) error {
 		return nil
 	}
 	for i, m := range t.Members {
-		if i >= t.cfg.Providers {
-			m.Role = "requester"
+		if m.Role != "provider" {
 			continue
 		}
-		m.Role = "provider"
 		if _, err := m.Node.CreateOffer(ctx, t.cfg.Offer(i, m.Country)); err != nil {
 			return fmt.Errorf("testnet: %s offer: %w", m.Name, err)
 		}
