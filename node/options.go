@@ -38,6 +38,7 @@ type options struct {
 
 	autoBuy            *AutoBuy
 	egress             netip.Addr
+	egressPool         []netip.Addr
 	unsafeLoopbackExit bool
 }
 
@@ -128,6 +129,13 @@ func WithAutoBuy(a AutoBuy) Option { return func(o *options) { o.autoBuy = &a } 
 // WithEgress makes the provider's tunnel connections leave from addr (one
 // of the machine's addresses); by default the OS chooses.
 func WithEgress(addr netip.Addr) Option { return func(o *options) { o.egress = addr } }
+
+// WithEgressPool gives a provider with several IPs (a data-center range)
+// the addresses its offers rent out: each deal gets its own (as many as
+// it rents), so requesters of different deals never share an exit IP.
+func WithEgressPool(addrs ...netip.Addr) Option {
+	return func(o *options) { o.egressPool = append([]netip.Addr(nil), addrs...) }
+}
 
 // WithUnsafeLoopbackExit lets the provider's exit reach 127.0.0.0/8, so a
 // local testnet can stand a loopback server in for the internet. Never on a

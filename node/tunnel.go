@@ -35,6 +35,7 @@ type tunnels struct {
 	logs     map[common.Hash]*requesterMeter // requester: per deal
 	sessions map[string]common.Hash          // sticky session -> deal
 	country  map[common.Hash]string          // requester: deal -> offer's country
+	egress   map[common.Hash][]netip.Addr    // provider: deal -> its exit IPs
 	next     atomic.Uint64                   // rotation counter
 	exit     *tunnel.Exit
 	socksLn  net.Listener
@@ -55,6 +56,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	t := &tunnels{
 		meters: map[common.Hash]*tunnel.Meter{}, logs: map[common.Hash]*requesterMeter{},
 		sessions: map[string]common.Hash{}, country: map[common.Hash]string{},
+		egress: map[common.Hash][]netip.Addr{},
 	}
 	n.tun = t
 	_ = n.db.View(func(txn *badger.Txn) error {
@@ -145,7 +147,43 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 	if perm.Peer != addr {
 		return tunnel.Grant{}, fmt.Errorf("%w: %s is not the requester of %s", tunnel.ErrUnauthorized, addr.Hex(), h.DealID.Hex())
 	}
-	return tunnel.Grant{Egress: n.o.egress, Meter: n.meterFor(h.DealID)}, nil
+	return tunnel.Grant{Egress: n.egressFor(h.DealID), Meter: n.meterFor(h.DealID)}, nil
+}
+
+// egressFor picks the exit IP of a deal's next connection. Without a pool
+// every deal leaves from the node's egress. With one, a deal is bound on
+// its first connection to as many of the pool's addresses as it rents,
+// the least used by other live deals first, and rotates over them.
+func (n *Node) egressFor(id common.Hash) netip.Addr {
+	pool := n.o.egressPool
+	if len(pool) == 0 {
+		return n.o.egress
+	}
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	addrs, ok := t.egress[id]
+	if !ok {
+		want := uint32(1)
+		if r, err := n.readDeal(id); err == nil && r.Deal.Terms.IPs > 0 {
+			want = r.Deal.Terms.IPs
+		}
+		use := map[netip.Addr]int{}
+		for did, as := range t.egress {
+			if _, live := n.DealServing(did); !live {
+				delete(t.egress, did)
+				continue
+			}
+			for _, a := range as {
+				use[a]++
+			}
+		}
+		order := append([]netip.Addr(nil), pool...)
+		sort.SliceStable(order, func(i, j int) bool { return use[order[i]] < use[order[j]] })
+		addrs = order[:min(int(want), len(order))]
+		t.egress[id] = addrs
+	}
+	return addrs[int(t.next.Add(1)-1)%len(addrs)]
 }
 
 // meterFor returns the provider's meter of a deal, creating it with the

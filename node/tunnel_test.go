@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
+	"github.com/ipsx/ipsx/sdk"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/testnet"
@@ -272,4 +274,53 @@ func TestAutoBuy(t *testing.T) {
 		t.Errorf("auto-buy in a country nobody offers succeeded: %s", out)
 	}
 	t.Logf("no JP provider: %s", strings.TrimSpace(string(out)))
+}
+
+// TestEgressPool: a provider renting out two IPs binds each deal to its
+// own exit IP.
+func TestEgressPool(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cfg := chain.DefaultDevChainConfig()
+	cfg.GraceSeconds = graceSeconds
+	dc, err := chain.StartDevChain(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc.Close() })
+	pool := []netip.Addr{netip.MustParseAddr("127.0.0.61"), netip.MustParseAddr("127.0.0.62")}
+	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
+		NodeOptions: []node.Option{node.WithDeals(dealTestConfig)},
+		Offer:       func(int, string) sdk.OfferParams { return dealOffer("DE", 2, 1_000_000_000_000) },
+		MemberOptions: func(i int) []node.Option {
+			if i == 0 {
+				return []node.Option{node.WithEgressPool(pool...)}
+			}
+			return nil
+		}})
+	req := tn.Members[1].Node
+	actx := awaitCtx(t)
+	for i := 0; i < 2; i++ {
+		if err := testnet.Await(actx, func() error {
+			if req.Book().Count() == 0 {
+				return fmt.Errorf("no offer at the requester")
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := req.CreateRequest(actx, dealRequest("DE", 120))
+		if err != nil {
+			t.Fatal(err)
+		}
+		awaitDeal(t, actx, req, r.ID().Hex(), "active")
+	}
+	target := "http://" + whoami(t) + "/"
+	seen := map[string]int{}
+	for i := 0; i < 10; i++ {
+		seen[curl(t, "--socks5-hostname", req.SOCKSAddr().String(), target)]++
+	}
+	if len(seen) != 2 || seen[pool[0].String()] == 0 || seen[pool[1].String()] == 0 {
+		t.Errorf("two deals on a two-IP provider exited from %v, want each from its own of %v", seen, pool)
+	}
 }

@@ -58,8 +58,10 @@ type Config struct {
 	FirstHost int
 	// Logger for the nodes (default: discard).
 	Logger *slog.Logger
-	// NodeOptions are passed to every node.
-	NodeOptions []node.Option
+	// NodeOptions are passed to every node; MemberOptions(i), if set, adds
+	// options for node i.
+	NodeOptions   []node.Option
+	MemberOptions func(i int) []node.Option
 	// DevChain, if set, is the chain every node uses in-process; each node
 	// is funded from its deployer with FundETH and FundTokens and deposits
 	// Deposit into the escrow.
@@ -309,6 +311,9 @@ func (t *Testnet) nodeOptions(m *Member) []node.Option {
 	}
 	if m.Role == "requester" {
 		opts = append(opts, node.WithAutoBuy(*t.cfg.AutoBuy))
+	}
+	if t.cfg.MemberOptions != nil {
+		opts = append(opts, t.cfg.MemberOptions(m.Index)...)
 	}
 	return append(opts, t.cfg.NodeOptions...)
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
@@ -26,6 +28,12 @@ type nodeFlags struct {
 	cfg          node.Config
 	passwordFile string
 	logLevel     string
+
+	autoBuy         bool
+	autoBuyBudget   string
+	autoBuyPriceH   string
+	autoBuyPriceGB  string
+	autoBuyDuration time.Duration
 }
 
 func (f *nodeFlags) register(cmd *cobra.Command) {
@@ -40,6 +48,11 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.HTTP, "http-proxy", node.DefaultHTTP, "loopback address of the HTTP proxy (off: none)")
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
+	fl.BoolVar(&f.autoBuy, "auto-buy", false, "when a proxy route has no active deal, place a request for it (within --auto-buy-budget)")
+	fl.StringVar(&f.autoBuyBudget, "auto-buy-budget", "", "most that auto-bought deals may lock per hour, token base units or NNtok")
+	fl.StringVar(&f.autoBuyPriceH, "auto-buy-max-price", "", "auto-buy's max price per IP-hour, token base units or NNtok")
+	fl.StringVar(&f.autoBuyPriceGB, "auto-buy-max-price-gb", "0", "auto-buy's max price per GB, token base units or NNtok")
+	fl.DurationVar(&f.autoBuyDuration, "auto-buy-duration", 10*time.Minute, "length of each auto-bought deal")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 }
@@ -129,7 +142,15 @@ The local API listens on --api (loopback) and needs the bearer token in
 			}
 			cfg := f.cfg
 			cfg.API = a.api
-			n, err := node.New(a.datadir, pw, cfg, node.WithLogger(log))
+			opts := []node.Option{node.WithLogger(log)}
+			if f.autoBuy {
+				ab, err := f.autoBuyConfig()
+				if err != nil {
+					return err
+				}
+				opts = append(opts, node.WithAutoBuy(ab))
+			}
+			n, err := node.New(a.datadir, pw, cfg, opts...)
 			if err != nil {
 				return err
 			}
@@ -249,4 +270,30 @@ func serveDevChain(ctx context.Context, addr string) (*chain.DevChain, string, f
 		dc.Close()
 	}
 	return dc, "http://" + ln.Addr().String(), stop, nil
+}
+
+func (f *nodeFlags) autoBuyConfig() (node.AutoBuy, error) {
+	ab := node.AutoBuy{Duration: f.autoBuyDuration}
+	for _, x := range []struct {
+		flag, v string
+		dst     **big.Int
+	}{
+		{"--auto-buy-budget", f.autoBuyBudget, &ab.BudgetPerHour},
+		{"--auto-buy-max-price", f.autoBuyPriceH, &ab.MaxPricePerHour},
+		{"--auto-buy-max-price-gb", f.autoBuyPriceGB, &ab.MaxPricePerGB},
+	} {
+		if x.v == "0" {
+			*x.dst = new(big.Int)
+			continue
+		}
+		if x.v == "" {
+			return ab, fmt.Errorf("--auto-buy needs %s", x.flag)
+		}
+		s, err := parseTokens(x.v)
+		if err != nil {
+			return ab, fmt.Errorf("%s: %w", x.flag, err)
+		}
+		*x.dst, _ = new(big.Int).SetString(s, 10)
+	}
+	return ab, nil
 }
