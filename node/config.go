@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +42,11 @@ type Config struct {
 	// and HTTP proxies ("off" to run none).
 	SOCKS string `json:"socks,omitempty"`
 	HTTP  string `json:"http-proxy,omitempty"`
+	// ExitAllow and ExitDeny adjust the provider's exit policy: CIDRs
+	// carved out of the default-deny ranges (never loopback or the node's
+	// own addresses), and CIDRs refused on top of them.
+	ExitAllow []string `json:"exit-allow,omitempty"`
+	ExitDeny  []string `json:"exit-deny,omitempty"`
 	// Scrypt is the keystore strength: standard (default) or light.
 	Scrypt string `json:"scrypt,omitempty"`
 	// DHTServer forces DHT server mode; otherwise it follows reachability.
@@ -102,6 +108,11 @@ func (c Config) validate() error {
 	for _, cc := range c.Countries {
 		if !orderbook.ValidCountry(cc) {
 			return fmt.Errorf("node: country %q is not an ISO 3166-1 alpha-2 code", cc)
+		}
+	}
+	for _, p := range append(append([]string(nil), c.ExitAllow...), c.ExitDeny...) {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			return fmt.Errorf("node: exit policy prefix %q: %w", p, err)
 		}
 	}
 	if !common.IsHexAddress(c.Escrow) {

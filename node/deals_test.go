@@ -19,11 +19,11 @@ import (
 // dealTestConfig shortens the deal protocol's clocks so a whole deal runs
 // in seconds.
 var dealTestConfig = node.DealConfig{
-	IntervalSeconds:    2,
+	IntervalSeconds:    3,
 	ProposalTimeout:    3 * time.Second,
 	ReservationTimeout: 20 * time.Second,
 	FundingTimeout:     15 * time.Second,
-	PaymentGrace:       2 * time.Second,
+	PaymentGrace:       4 * time.Second, // room for a loaded CI machine
 	TxRetry:            2 * time.Second,
 	TrafficBudgetGB:    1,
 	Tick:               200 * time.Millisecond,

@@ -16,6 +16,7 @@ import (
 	"github.com/ipsx/ipsx/tunnel"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
 // The tunnel. A provider serves /ipsx/tunnel/1.0.0 streams through its
@@ -70,13 +71,20 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	})
 	var own []netip.Addr
 	for _, a := range n.host.Addrs() {
-		if ip, err := a.ValueForProtocol(4); err == nil { // P_IP4
+		if ip, err := a.ValueForProtocol(ma.P_IP4); err == nil {
 			if p, err := netip.ParseAddr(ip); err == nil && !p.IsLoopback() && !p.IsUnspecified() {
 				own = append(own, p)
 			}
 		}
 	}
-	policy, err := tunnel.NewPolicy(tunnel.PolicyConfig{OwnAddrs: own, UnsafeAllowLoopbackForTests: n.o.unsafeLoopbackExit})
+	pc := tunnel.PolicyConfig{OwnAddrs: own, UnsafeAllowLoopbackForTests: n.o.unsafeLoopbackExit}
+	for _, p := range n.cfg.ExitAllow {
+		pc.AllowPrefixes = append(pc.AllowPrefixes, netip.MustParsePrefix(p)) // validated with the config
+	}
+	for _, p := range n.cfg.ExitDeny {
+		pc.DenyPrefixes = append(pc.DenyPrefixes, netip.MustParsePrefix(p))
+	}
+	policy, err := tunnel.NewPolicy(pc)
 	if err != nil {
 		return err
 	}

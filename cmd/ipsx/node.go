@@ -46,6 +46,8 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.ChainRPC, "chain-rpc", "", "Ethereum JSON-RPC endpoint of the escrow's chain (e.g. ipsx devchain's); empty: no chain")
 	fl.StringVar(&f.cfg.SOCKS, "socks", node.DefaultSOCKS, "loopback address of the SOCKS5 proxy for requests through rented IPs (off: none)")
 	fl.StringVar(&f.cfg.HTTP, "http-proxy", node.DefaultHTTP, "loopback address of the HTTP proxy (off: none)")
+	fl.StringSliceVar(&f.cfg.ExitAllow, "exit-allow", nil, "provider: CIDRs to allow out of the default-deny ranges (never loopback or own addresses)")
+	fl.StringSliceVar(&f.cfg.ExitDeny, "exit-deny", nil, "provider: further CIDRs its exit refuses")
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
 	fl.BoolVar(&f.autoBuy, "auto-buy", false, "when a proxy route has no active deal, place a request for it (within --auto-buy-budget)")
@@ -215,6 +217,7 @@ for development only.`,
 				fmt.Fprintf(out, "%-7s %-9s %s  api %-21s %s\n", n.Name, n.Role, n.Country, n.API, n.PeerID)
 			}
 			fmt.Fprintf(out, "every node is funded and has deposited %s into the escrow\n", tokens(testnet.DefaultDeposit.String()))
+			fmt.Fprintln(out, "testnet only: requesters run with auto-buy on (a test budget), and providers' exits may reach loopback targets")
 			fmt.Fprintf(out, "wrote %s/testnet.json; running until interrupted (Ctrl-C)\n", dir)
 			<-ctx.Done()
 			return tn.Close()
