@@ -164,7 +164,8 @@ func TestDeals(t *testing.T) {
 	}
 	funded := 0
 	for _, d := range cheapDeals {
-		if d.Status == "settled" {
+		switch d.Status {
+		case "funded", "active", "completed", "settled":
 			funded++
 		}
 	}
