@@ -36,6 +36,7 @@ bench: ## benchmarks: signature verification, propagation, deal set-up, matching
 	$(GO) test -run '^$$' -bench 'Match100k' -benchtime 3x ./matching/
 	$(GO) test -run '^$$' -bench 'Gas' -benchtime 1x ./chain/
 	$(GO) test -run '^$$' -bench 'TunnelThroughput' ./tunnel/
+	$(GO) test -run '^$$' -bench 'TunnelVsSSH' -benchtime 1x -timeout 20m ./testnet/
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -39,6 +40,7 @@ type tunnels struct {
 	egress   map[common.Hash][]netip.Addr    // provider: deal -> its exit IPs
 	next     atomic.Uint64                   // rotation counter
 	exit     *tunnel.Exit
+	kick     chan struct{} // wakes the usage reporter
 	socksLn  net.Listener
 	httpLn   net.Listener
 }
@@ -58,6 +60,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 		meters: map[common.Hash]*tunnel.Meter{}, logs: map[common.Hash]*requesterMeter{},
 		sessions: map[string]common.Hash{}, country: map[common.Hash]string{},
 		egress: map[common.Hash][]netip.Addr{},
+		kick:   make(chan struct{}, 1),
 	}
 	n.tun = t
 	_ = n.db.View(func(txn *badger.Txn) error {
@@ -150,6 +153,12 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 	}
 	perm, ok := n.DealServing(h.DealID)
 	if !ok || perm.Role != agreement.RoleProvider {
+		// A running deal whose paid-ahead amount is used up is "not paid"
+		// (the requester may pay and retry); anything else is inactive.
+		if r, err := n.readDeal(h.DealID); err == nil && r.Deal.Role == agreement.RoleProvider &&
+			r.Deal.Provider == agreement.StatusActive && r.Deal.Terms.Requester == addr {
+			return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrNotPaid, h.DealID.Hex())
+		}
 		return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrDealInactive, h.DealID.Hex())
 	}
 	if perm.Peer != addr {
@@ -195,7 +204,8 @@ func (n *Node) egressFor(id common.Hash) netip.Addr {
 }
 
 // meterFor returns the provider's meter of a deal, creating it with the
-// deal's deadline and its offer's bandwidth.
+// deal's deadline, its offer's bandwidth, the bytes its latest voucher pays
+// for, and the bytes metered before (a restart).
 func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 	t := n.tun
 	t.mu.Lock()
@@ -203,20 +213,53 @@ func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 	if m, ok := t.meters[id]; ok {
 		return m
 	}
-	var cfg tunnel.MeterConfig
+	cfg := tunnel.MeterConfig{OnStarved: n.kickUsage}
+	var used uint64
 	if r, err := n.readDeal(id); err == nil {
 		cfg.Deadline = time.Unix(int64(r.Deal.Terms.Deadline), 0)
 		if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
 			cfg.BitsPerSecond = uint64(o.Bandwidth) * 1_000_000
 		}
+		if v := r.Deal.Voucher; v != nil && n.dealState != nil {
+			cfg.Allowance = v.Voucher.Bytes + 2*n.dealState.intervalBytes
+		}
+		used = r.Deal.Bytes
 	}
 	m := tunnel.NewMeter(id, cfg)
+	m.Resume(used)
 	t.meters[id] = m
 	return m
 }
 
-// stopTunnels cuts the streams of deals whose permission was revoked.
-func (n *Node) stopTunnels(ps []agreement.Permission) {
+// raiseAllowance lets a provider's deal carry the bytes a new voucher pays
+// for: forwarding paused at the old allowance resumes.
+func (n *Node) raiseAllowance(id common.Hash, total uint64) {
+	if n.tun == nil {
+		return
+	}
+	n.tun.mu.Lock()
+	m, ok := n.tun.meters[id]
+	n.tun.mu.Unlock()
+	if ok {
+		m.SetAllowance(total)
+	}
+}
+
+// kickUsage asks the usage reporter to report now (non-blocking): when a
+// provider's meter runs out of paid bytes, or a requester's deal used a
+// good part of its interval, waiting for the next tick would stall the
+// transfer.
+func (n *Node) kickUsage() {
+	select {
+	case n.tun.kick <- struct{}{}:
+	default:
+	}
+}
+
+// stopTunnels acts on revoked permissions: a deal that ended has its
+// streams cut; one that is only waiting for payment has them paused, so a
+// voucher that arrives in time resumes them.
+func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
 	if n.tun == nil {
 		return
 	}
@@ -228,12 +271,39 @@ func (n *Node) stopTunnels(ps []agreement.Permission) {
 			continue
 		}
 		if m, ok := t.meters[p.DealID]; ok {
-			m.Stop(tunnel.ErrNotPaid)
+			d, known := st.m.Deal(p.DealID)
+			if known && d.Provider == agreement.StatusActive {
+				s := m.Stats()
+				m.SetAllowance(max(s.Up+s.Down, 1))
+			} else {
+				m.Stop(tunnel.ErrNotPaid)
+			}
 		}
 		for s, id := range t.sessions {
 			if id == p.DealID {
 				delete(t.sessions, s)
 			}
+		}
+	}
+}
+
+// endTunnels cuts the streams of provider deals whose service is over.
+func (n *Node) endTunnels(ups []agreement.Update) {
+	if n.tun == nil {
+		return
+	}
+	n.tun.mu.Lock()
+	defer n.tun.mu.Unlock()
+	for _, u := range ups {
+		if u.Deal.Role != agreement.RoleProvider {
+			continue
+		}
+		switch u.Deal.Provider {
+		case agreement.StatusActive, agreement.StatusFunded, agreement.StatusAccepted:
+			continue
+		}
+		if m, ok := n.tun.meters[u.Deal.ID]; ok {
+			m.Stop(nil)
 		}
 	}
 }
@@ -249,6 +319,7 @@ func (n *Node) reportUsage(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-n.tun.kick:
 		}
 		type usage struct {
 			id    common.Hash
@@ -316,13 +387,8 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if err != nil {
 		return nil, fmt.Errorf("%w: provider unreachable: %v", tunnel.ErrNoRoute, err)
 	}
-	s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
+	c, err := n.openTunnel(ctx, pid, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: r.Session})
 	if err != nil {
-		return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
-	}
-	c, err := tunnel.OpenStream(ctx, s, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: r.Session})
-	if err != nil {
-		_ = s.Reset()
 		return nil, err
 	}
 	n.tun.mu.Lock()
@@ -332,7 +398,39 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 		n.tun.logs[id] = m
 	}
 	n.tun.mu.Unlock()
-	return &meteredConn{Conn: c, m: m}, nil
+	step := uint64(1 << 20)
+	if n.dealState != nil && n.dealState.intervalBytes >= 4 {
+		step = n.dealState.intervalBytes / 4
+	}
+	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage}, nil
+}
+
+// openTunnel opens a tunnel stream. A provider that has just used up what
+// the last voucher paid for refuses new streams until the next voucher
+// arrives; that is a matter of milliseconds, so the requester reports its
+// usage at once (which renews the voucher) and tries again for a while.
+func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*tunnel.Conn, error) {
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
+		if err != nil {
+			return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
+		}
+		c, err := tunnel.OpenStream(ctx, s, h)
+		if err == nil {
+			return c, nil
+		}
+		_ = s.Reset()
+		if !errors.Is(err, tunnel.ErrNotPaid) || time.Now().After(deadline) {
+			return nil, err
+		}
+		n.kickUsage()
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // pickDeal chooses the deal for a route among the requester's deals that
@@ -381,17 +479,31 @@ type meteredConn struct {
 	*tunnel.Conn
 	m    *requesterMeter
 	once sync.Once
+	// Every step bytes the usage reporter is woken, so the next voucher
+	// goes out before the paid-ahead interval runs out.
+	step uint64
+	kick func()
+}
+
+func (c *meteredConn) count(k int) {
+	if k <= 0 {
+		return
+	}
+	after := c.m.bytes.Add(uint64(k))
+	if after/c.step != (after-uint64(k))/c.step {
+		c.kick()
+	}
 }
 
 func (c *meteredConn) Read(p []byte) (int, error) {
 	k, err := c.Conn.Read(p)
-	c.m.bytes.Add(uint64(k))
+	c.count(k)
 	return k, err
 }
 
 func (c *meteredConn) Write(p []byte) (int, error) {
 	k, err := c.Conn.Write(p)
-	c.m.bytes.Add(uint64(k))
+	c.count(k)
 	return k, err
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
 	"net/http"
 	"net/netip"
@@ -176,7 +177,12 @@ func TestTunnelBigDownload(t *testing.T) {
 	_, tn := startDealNet(t, 2, "DE")
 	ctx := awaitCtx(t)
 	prov, req := tn.Members[0], tn.Members[1].Node
-	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+	// Bytes cost what the testnet charges (0.01 token per GB), so the
+	// vouchers must keep pace with the transfer: the provider pauses the
+	// stream whenever the paid-ahead bytes run out.
+	offer := dealOffer("DE", 1, 1_000_000_000_000)
+	offer.PricePerGB = "10000000000000000"
+	if _, err := prov.Node.CreateOffer(ctx, offer); err != nil {
 		t.Fatal(err)
 	}
 	if err := testnet.Await(ctx, func() error {
@@ -187,7 +193,9 @@ func TestTunnelBigDownload(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := req.CreateRequest(ctx, dealRequest("DE", 300))
+	rp := dealRequest("DE", 300)
+	rp.MaxPricePerGB = "100000000000000000"
+	r, err := req.CreateRequest(ctx, rp)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,6 +239,12 @@ func TestTunnelBigDownload(t *testing.T) {
 	}
 	pd, _ := prov.Node.Deal(ctx, common.HexToHash(d.ID))
 	t.Logf("provider metered %d bytes; voucher pays %s for %d bytes", pd.Bytes, pd.Voucher.Amount, pd.Voucher.Bytes)
+	// The voucher pays at least the bytes' price: 100 MiB at 0.01 token/GB.
+	paid, _ := new(big.Int).SetString(pd.Voucher.Amount, 10)
+	byteCost := new(big.Int).Div(new(big.Int).Mul(big.NewInt(size), big.NewInt(10_000_000_000_000_000)), big.NewInt(1_000_000_000))
+	if paid.Cmp(byteCost) < 0 {
+		t.Errorf("voucher pays %s, the bytes alone cost %s", paid, byteCost)
+	}
 }
 
 // TestAutoBuy: a requester with auto-buy on (as testnet requesters are)

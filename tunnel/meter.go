@@ -73,6 +73,16 @@ func NewMeter(dealID common.Hash, cfg MeterConfig) *Meter {
 	return m
 }
 
+// Resume starts a fresh meter where a deal's metering left off (bytes
+// counted before a restart), so that allowances, which are cumulative,
+// keep their meaning. Call it before the first stream.
+func (m *Meter) Resume(used uint64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.up += used
+	m.reserved += used
+}
+
 // DealID returns the deal the meter belongs to.
 func (m *Meter) DealID() common.Hash { return m.dealID }
 

@@ -1,0 +1,701 @@
+//go:build linux
+
+// The ssh -D comparison runs OpenSSH as child processes tied to this
+// process (Setpgid, Pdeathsig) and installs it with apt-get: Linux only.
+
+package testnet_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/node"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
+	"github.com/ipsx/ipsx/testnet"
+)
+
+// Knobs of BenchmarkTunnelVsSSH.
+const (
+	// tunnelBenchMiBEnv overrides the bytes of each throughput run, in MiB.
+	tunnelBenchMiBEnv = "IPSX_BENCH_MIB"
+	tunnelBenchMiB    = 256
+	throughputRuns    = 3  // per path, interleaved; the median is reported
+	ttfbConns         = 20 // new connections per path, interleaved
+)
+
+// tunnelPath is one way from the client to the source server.
+type tunnelPath struct {
+	name string
+	// dial opens a connection to target (host:port) through the path.
+	dial func(ctx context.Context, target string) (net.Conn, error)
+	// skipped says why the path is not measured.
+	skipped string
+	// diagnose, if set, explains a failed transfer (the tunnel: whether
+	// the provider cut the deal).
+	diagnose func(ctx context.Context) string
+
+	mbps     []float64       // throughput of each run that succeeded, MB/s (10^6 bytes)
+	ttfb     []time.Duration // time to first byte of each new connection that succeeded
+	fails    int
+	firstErr error
+	lastErr  error
+}
+
+// BenchmarkTunnelVsSSH compares, in one run, one connection's download
+// throughput and a new connection's time to first byte over the paths to
+// a loopback source server: direct TCP; the IPSX tunnel (SOCKS5 at the
+// requester, a libp2p stream to the provider under an active deal, the
+// provider dialling from its 127.0.0.x egress); and `ssh -D` (OpenSSH's
+// dynamic SOCKS forwarding to a private sshd on loopback, installed from
+// Debian's packages if missing). It prints them side by side with the
+// ratio tunnel/direct. Run it with -benchtime=1x: one iteration is the
+// whole experiment.
+//
+// The tunnel is measured twice, over two deals with the node's default
+// deal settings: "tunnel", whose bytes cost next to nothing, so that only
+// the transport limits it, and "tunnel-paid" at the testnet's default
+// price per GB, served only as fast as the requester's vouchers keep up
+// with the provider's meter. A download or connection the provider cuts
+// or refuses (for lack of payment) fails the benchmark with the
+// provider's view of the deal at that moment; the path is still measured
+// to the end, so the table shows how often. ssh runs with OpenSSH's
+// defaults (chacha20-poly1305 on 9.x), as a user's would. Both
+// offers have the protocol's maximum bandwidth so that the provider's
+// token bucket does not cap what is measured.
+func BenchmarkTunnelVsSSH(b *testing.B) {
+	size := int64(tunnelBenchMiB) << 20
+	if s := os.Getenv(tunnelBenchMiBEnv); s != "" {
+		mib, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || mib <= 0 {
+			b.Fatalf("%s=%q: want a positive number of MiB", tunnelBenchMiBEnv, s)
+		}
+		size = mib << 20
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+
+	target := startByteSource(b)
+	direct := &tunnelPath{name: "direct", dial: func(ctx context.Context, target string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", target)
+	}}
+	tunnel, paid := startTunnelPaths(ctx, b)
+	ssh := startSSHPath(ctx, b)
+	paths := []*tunnelPath{direct, tunnel, paid, ssh}
+
+	for b.Loop() {
+		buf := make([]byte, 256<<10)
+		// Interleaved, so that a slow moment of the machine is shared. A
+		// path that fails goes on being measured: how often it fails is
+		// part of the result.
+		for range throughputRuns {
+			for _, p := range paths {
+				if p.skipped != "" {
+					continue
+				}
+				mbps, err := measureThroughput(ctx, p, target, size, buf)
+				if err != nil {
+					p.fail(ctx, fmt.Errorf("%d MiB download: %w", size>>20, err))
+					continue
+				}
+				p.mbps = append(p.mbps, mbps)
+			}
+		}
+		for range ttfbConns {
+			for _, p := range paths {
+				if p.skipped != "" {
+					continue
+				}
+				d, err := measureTTFB(ctx, p, target)
+				if err != nil {
+					p.fail(ctx, fmt.Errorf("new connection: %w", err))
+					continue
+				}
+				p.ttfb = append(p.ttfb, d)
+			}
+		}
+	}
+	b.StopTimer()
+
+	var tab strings.Builder
+	fmt.Fprintf(&tab, "one connection: %d MiB download, median of %d runs; time to first byte of a new connection (dial, SOCKS5, 1-byte request/response), median of %d:\n",
+		size>>20, throughputRuns, ttfbConns)
+	fmt.Fprintf(&tab, "  %-12s %9s %9s %9s   %-16s %s\n", "path", "MB/s", "x direct", "TTFB ms", "runs MB/s", "failed")
+	directMBps := median(direct.mbps)
+	for _, p := range paths {
+		if p.skipped != "" {
+			fmt.Fprintf(&tab, "  %-12s skipped: %s\n", p.name, p.skipped)
+			continue
+		}
+		m, t := median(p.mbps), median(p.ttfb)
+		var runs []string
+		for _, r := range p.mbps {
+			runs = append(runs, fmt.Sprintf("%.0f", r))
+		}
+		failed := "-"
+		if p.fails > 0 {
+			failed = fmt.Sprintf("%d of %d downloads, %d of %d connections",
+				throughputRuns-len(p.mbps), throughputRuns, ttfbConns-len(p.ttfb), ttfbConns)
+		}
+		fmt.Fprintf(&tab, "  %-12s %9.1f %9.3f %9.3f   %-16s %s\n", p.name, m, m/directMBps, ms(t), strings.Join(runs, " "), failed)
+		if p.fails > 0 {
+			b.Errorf("%s: %d failures; the first: %v", p.name, p.fails, p.firstErr)
+			continue
+		}
+		key := strings.Fields(p.name)[0] // "ssh -D" is ssh
+		b.ReportMetric(m, key+"-MB/s")
+		b.ReportMetric(ms(t), key+"-ttfb-ms")
+	}
+	if tunnel.fails == 0 && direct.fails == 0 {
+		r := median(tunnel.mbps) / directMBps
+		fmt.Fprintf(&tab, "  tunnel/direct throughput %.3f", r)
+		b.ReportMetric(r, "tunnel/direct")
+		if ssh.skipped == "" && ssh.fails == 0 {
+			rs := median(tunnel.mbps) / median(ssh.mbps)
+			fmt.Fprintf(&tab, ", tunnel/ssh %.3f", rs)
+			b.ReportMetric(rs, "tunnel/ssh")
+		}
+		fmt.Fprintln(&tab)
+	}
+	for _, p := range paths {
+		if p.firstErr != nil {
+			fmt.Fprintf(&tab, "  %s first failure: %v\n", p.name, p.firstErr)
+		}
+		if p.lastErr != nil {
+			fmt.Fprintf(&tab, "  %s last failure: %v\n", p.name, p.lastErr)
+		}
+	}
+	for _, p := range []*tunnelPath{tunnel, paid} {
+		fmt.Fprintf(&tab, "  %s at the end: %s\n", p.name, p.diagnose(ctx))
+	}
+	b.Log("\n" + tab.String())
+}
+
+// fail counts a failed measure of p and keeps the first error, with the
+// provider's view of the deal at that moment for a tunnel.
+func (p *tunnelPath) fail(ctx context.Context, err error) {
+	p.fails++
+	if p.firstErr != nil {
+		p.lastErr = err
+		return
+	}
+	if p.diagnose != nil {
+		err = fmt.Errorf("%w; just after: %s", err, p.diagnose(ctx))
+	}
+	p.firstErr = err
+}
+
+// startByteSource serves, on 127.0.0.1, a length-prefixed download: the
+// client sends 8 bytes (big-endian n), the server sends n bytes and closes.
+// A 1-byte download is the request/response of the time-to-first-byte
+// measure.
+func startByteSource(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	block := make([]byte, 256<<10)
+	for i := range block {
+		block[i] = byte(i*7 + i>>13)
+	}
+	var wg sync.WaitGroup
+	serve := func(c net.Conn) {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(10 * time.Minute))
+		var hdr [8]byte
+		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+			return
+		}
+		for n := binary.BigEndian.Uint64(hdr[:]); n > 0; {
+			k := min(n, uint64(len(block)))
+			if _, err := c.Write(block[:k]); err != nil {
+				return
+			}
+			n -= k
+		}
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				serve(c)
+			}()
+		}
+	}()
+	b.Cleanup(func() {
+		_ = ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String()
+}
+
+func requestBytes(c net.Conn, n int64) error {
+	var hdr [8]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(n))
+	_, err := c.Write(hdr[:])
+	return err
+}
+
+// measureThroughput downloads size bytes over one new connection of p and
+// returns MB/s from the request to the last byte (the connection set-up is
+// the TTFB measure's).
+func measureThroughput(ctx context.Context, p *tunnelPath, target string, size int64, buf []byte) (float64, error) {
+	c, err := p.dial(ctx, target)
+	if err != nil {
+		return 0, fmt.Errorf("refused: %w", err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+	start := time.Now()
+	if err := requestBytes(c, size); err != nil {
+		return 0, err
+	}
+	var got int64
+	for got < size {
+		k, err := c.Read(buf)
+		got += int64(k)
+		if err != nil {
+			if err == io.EOF && got == size {
+				break
+			}
+			return 0, fmt.Errorf("cut after %d of %d bytes: %w", got, size, err)
+		}
+	}
+	return float64(size) / time.Since(start).Seconds() / 1e6, nil
+}
+
+// measureTTFB opens a new connection through p, asks for one byte and
+// returns the time from the dial to that byte.
+func measureTTFB(ctx context.Context, p *tunnelPath, target string) (time.Duration, error) {
+	start := time.Now()
+	c, err := p.dial(ctx, target)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := requestBytes(c, 1); err != nil {
+		return 0, err
+	}
+	var one [1]byte
+	if _, err := io.ReadFull(c, one[:]); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// socksDialer dials target through a SOCKS5 proxy as curl does: greeting,
+// username/password if user is set (the password is unused), then
+// CONNECT, each answered before the next.
+func socksDialer(proxy, user string) func(ctx context.Context, target string) (net.Conn, error) {
+	return func(ctx context.Context, target string) (net.Conn, error) {
+		host, port, err := net.SplitHostPort(target)
+		if err != nil {
+			return nil, err
+		}
+		ip := net.ParseIP(host).To4()
+		pn, err := strconv.Atoi(port)
+		if ip == nil || err != nil {
+			return nil, fmt.Errorf("socks5: want an IPv4 target, got %s", target)
+		}
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "tcp", proxy)
+		if err != nil {
+			return nil, err
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = c.SetDeadline(dl)
+		}
+		fail := func(err error) (net.Conn, error) {
+			c.Close()
+			return nil, fmt.Errorf("socks5 %s: %w", proxy, err)
+		}
+		method := byte(0)
+		if user != "" {
+			method = 2
+		}
+		if _, err := c.Write([]byte{5, 1, method}); err != nil {
+			return fail(err)
+		}
+		var r [10]byte
+		if _, err := io.ReadFull(c, r[:2]); err != nil {
+			return fail(err)
+		}
+		if r[0] != 5 || r[1] != method {
+			return fail(fmt.Errorf("method %d refused (%d)", method, r[1]))
+		}
+		if user != "" {
+			auth := append([]byte{1, byte(len(user))}, user...)
+			if _, err := c.Write(append(auth, 1, 'x')); err != nil {
+				return fail(err)
+			}
+			if _, err := io.ReadFull(c, r[:2]); err != nil {
+				return fail(err)
+			}
+			if r[1] != 0 {
+				return fail(fmt.Errorf("user %q refused", user))
+			}
+		}
+		req := append([]byte{5, 1, 0, 1}, ip...)
+		req = binary.BigEndian.AppendUint16(req, uint16(pn))
+		if _, err := c.Write(req); err != nil {
+			return fail(err)
+		}
+		// The reply's bound address is IPv4 (10 bytes) from both proxies
+		// measured; a longer one is read to its end.
+		if _, err := io.ReadFull(c, r[:4]); err != nil {
+			return fail(err)
+		}
+		if r[1] != 0 {
+			return fail(fmt.Errorf("connect %s: reply %d", target, r[1]))
+		}
+		rest := 6
+		switch r[3] {
+		case 4:
+			rest = 18
+		case 3:
+			if _, err := io.ReadFull(c, r[:1]); err != nil {
+				return fail(err)
+			}
+			rest = int(r[0]) + 2
+		}
+		if _, err := io.CopyN(io.Discard, c, int64(rest)); err != nil {
+			return fail(err)
+		}
+		_ = c.SetDeadline(time.Time{})
+		return c, nil
+	}
+}
+
+// startTunnelPaths starts a dev chain and a testnet of two providers, in
+// DE and US, and one requester; makes a 600 s deal with each; and returns
+// the paths through the requester's SOCKS5 proxy to each, routed by proxy
+// username. Both deals are paid by vouchers as the bytes flow, but DE's
+// bytes cost next to nothing (1000 wei per GB, as in the node's tunnel
+// tests), so only the transport limits it, while US charges the testnet's
+// default 0.01 token per GB, so its stream is served only as fast as
+// vouchers keep up.
+func startTunnelPaths(ctx context.Context, b *testing.B) (transport, paid *tunnelPath) {
+	dc, err := chain.StartDevChain(ctx, chain.DefaultDevChainConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dc.Close() })
+	tn, err := testnet.Start(ctx, testnet.Config{
+		Dir: b.TempDir(), Providers: 2, Requesters: 1, Countries: []string{"DE", "US"}, DevChain: dc,
+		Offer: func(i int, cc string) sdk.OfferParams {
+			o := testnet.DefaultOffer(i, cc)
+			o.Bandwidth = orderbook.MaxBandwidth
+			if cc == "DE" {
+				o.PricePerGB = "1000"
+			}
+			return o
+		},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		if err := tn.Close(); err != nil {
+			b.Error(err)
+		}
+	})
+	req := tn.Members[2].Node
+	if err := testnet.Await(ctx, func() error {
+		if n := req.Book().Count(); n < 2 {
+			return fmt.Errorf("%d offers at the requester", n)
+		}
+		// A dev chain ahead of the wall clock would hold the deals back.
+		_, ht, err := req.Escrow().Head(ctx)
+		if err != nil {
+			return err
+		}
+		if ht > uint64(time.Now().Unix()) {
+			return errors.New("chain ahead of the clock")
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	socks := req.SOCKSAddr().String()
+	path := func(prov *testnet.Member, name string) *tunnelPath {
+		r, err := req.CreateRequest(ctx, sdk.RequestParams{
+			Country: prov.Country, IPType: "any", IPs: 1, Duration: 600,
+			MaxPricePerHour: "10000000000000000", MaxPricePerGB: "100000000000000000",
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var dealID common.Hash
+		if err := testnet.Await(ctx, func() error {
+			ds, err := req.Deals(ctx)
+			if err != nil {
+				return err
+			}
+			for _, d := range ds {
+				if d.RequestID == r.ID().Hex() && d.Status == "active" {
+					dealID = common.HexToHash(d.ID)
+					return nil
+				}
+			}
+			return fmt.Errorf("no active deal for %s", r.ID().Hex())
+		}); err != nil {
+			b.Fatal(err)
+		}
+		return &tunnelPath{
+			name: name,
+			dial: socksDialer(socks, "country-"+prov.Country),
+			diagnose: func(ctx context.Context) string {
+				return describeDeal(ctx, prov.Node, dealID)
+			},
+		}
+	}
+	return path(tn.Members[0], "tunnel"), path(tn.Members[1], "tunnel-paid")
+}
+
+// describeDeal is the provider's view of the deal: whether it still
+// serves it, what it metered and what the latest voucher pays for.
+func describeDeal(ctx context.Context, prov *node.Node, id common.Hash) string {
+	d, err := prov.Deal(ctx, id)
+	if err != nil {
+		return fmt.Sprintf("provider's deal %s: %v", id.Hex()[:10], err)
+	}
+	_, serving := prov.DealServing(id)
+	s := fmt.Sprintf("provider's deal %s: status %s", id.Hex()[:10], d.Status)
+	if d.Reason != "" {
+		s += ", reason " + d.Reason
+	}
+	s += fmt.Sprintf(", serving %t, metered %d bytes", serving, d.Bytes)
+	if v := d.Voucher; v != nil {
+		s += fmt.Sprintf(", latest voucher pays %s for %d bytes", v.Amount, v.Bytes)
+	}
+	return s
+}
+
+// startSSHPath runs a private sshd on 127.0.0.1 and `ssh -D` to it, and
+// returns the path through ssh's SOCKS5 port, or a skipped path saying
+// why OpenSSH could not run.
+func startSSHPath(ctx context.Context, b *testing.B) *tunnelPath {
+	p := &tunnelPath{name: "ssh -D"}
+	sshBin, sshdBin, err := openSSH(ctx)
+	if err != nil {
+		p.skipped = err.Error()
+		b.Logf("ssh -D skipped: %v", err)
+		return p
+	}
+	dir := b.TempDir()
+	for _, k := range []string{"host_key", "client_key"} {
+		if out, err := exec.CommandContext(ctx, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "ipsx-bench", "-f", filepath.Join(dir, k)).CombinedOutput(); err != nil {
+			b.Fatalf("ssh-keygen: %v: %s", err, out)
+		}
+	}
+	pub, err := os.ReadFile(filepath.Join(dir, "client_key.pub"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), pub, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	// sshd's privilege-separation directory, made by the package's service
+	// unit on boot, which a container never runs.
+	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+		b.Fatal(err)
+	}
+	u, err := user.Current()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sshdPort := freePort(b)
+	cfg := fmt.Sprintf(`ListenAddress 127.0.0.1:%d
+HostKey %s
+AuthorizedKeysFile %s
+PidFile %s
+UsePAM no
+StrictModes no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowUsers %s
+AllowTcpForwarding yes
+X11Forwarding no
+PrintMotd no
+LogLevel ERROR
+`, sshdPort, filepath.Join(dir, "host_key"), filepath.Join(dir, "authorized_keys"), filepath.Join(dir, "sshd.pid"), u.Username)
+	cfgPath := filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	sshdAddr := fmt.Sprintf("127.0.0.1:%d", sshdPort)
+	startProcess(ctx, b, "sshd", sshdAddr, sshdBin, "-f", cfgPath, "-D", "-e")
+
+	socksPort := freePort(b)
+	socksAddr := fmt.Sprintf("127.0.0.1:%d", socksPort)
+	startProcess(ctx, b, "ssh -D", socksAddr, sshBin, "-F", "/dev/null", "-N", "-D", socksAddr,
+		"-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "IdentitiesOnly=yes",
+		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null",
+		"-o", "LogLevel=ERROR", "-i", filepath.Join(dir, "client_key"), "-p", strconv.Itoa(sshdPort), u.Username+"@127.0.0.1")
+	p.dial = socksDialer(socksAddr, "")
+	return p
+}
+
+// openSSH finds ssh and sshd, installing Debian's packages if one is
+// missing. On a machine that runs services, installing openssh-server
+// also enables the system's sshd; in a container, policy-rc.d stops it.
+func openSSH(ctx context.Context) (ssh, sshd string, err error) {
+	find := func() error {
+		if ssh, err = exec.LookPath("ssh"); err != nil {
+			return err
+		}
+		if sshd, err = exec.LookPath("sshd"); err != nil {
+			if _, serr := os.Stat("/usr/sbin/sshd"); serr != nil {
+				return err
+			}
+			sshd = "/usr/sbin/sshd"
+		}
+		if _, err := exec.LookPath("ssh-keygen"); err != nil {
+			return err
+		}
+		// sshd re-executes itself and wants an absolute path for it.
+		sshd, err = filepath.Abs(sshd)
+		return err
+	}
+	if find() == nil {
+		return ssh, sshd, nil
+	}
+	if os.Geteuid() != 0 {
+		return "", "", errors.New("OpenSSH is not installed and installing it needs root (apt-get install openssh-client openssh-server)")
+	}
+	if _, lerr := exec.LookPath("apt-get"); lerr != nil {
+		return "", "", errors.New("OpenSSH is not installed and there is no apt-get to install it")
+	}
+	install := func() ([]byte, error) {
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-qq", "openssh-client", "openssh-server")
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		return cmd.CombinedOutput()
+	}
+	fmt.Fprintln(os.Stderr, "installing OpenSSH for the ssh -D comparison: apt-get install openssh-client openssh-server")
+	out, ierr := install()
+	if ierr != nil {
+		// The package lists may be missing or stale.
+		if uout, uerr := exec.CommandContext(ctx, "apt-get", "update", "-qq").CombinedOutput(); uerr != nil {
+			return "", "", fmt.Errorf("apt-get update: %v: %s", uerr, bytes.TrimSpace(uout))
+		}
+		out, ierr = install()
+	}
+	if ierr != nil {
+		return "", "", fmt.Errorf("apt-get install openssh-client openssh-server: %v: %s", ierr, bytes.TrimSpace(out))
+	}
+	if err := find(); err != nil {
+		return "", "", fmt.Errorf("OpenSSH installed but not found: %w", err)
+	}
+	return ssh, sshd, nil
+}
+
+// freePort returns a loopback TCP port free a moment ago, for a program
+// that takes its port on the command line.
+func freePort(b *testing.B) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// startProcess runs a program in its own process group, killed with this
+// process if it dies, waits until it accepts on addr, and stops the whole
+// group (sshd forks a process per connection) at cleanup.
+func startProcess(ctx context.Context, b *testing.B, name, addr, bin string, args ...string) {
+	var stderr bytes.Buffer
+	var mu sync.Mutex
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout = io.Discard
+	cmd.Stderr = &lockedWriter{mu: &mu, w: &stderr}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	pgid := cmd.Process.Pid
+	b.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		// Children of the group that outlived the leader.
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	})
+	wctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	err := testnet.Await(wctx, func() error {
+		select {
+		case err := <-exited:
+			exited <- err
+			cancel() // no use waiting
+			mu.Lock()
+			defer mu.Unlock()
+			return fmt.Errorf("exited: %v: %s", err, bytes.TrimSpace(stderr.Bytes()))
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return fmt.Errorf("%s not accepting on %s: %w", name, addr, err)
+		}
+		return c.Close()
+	})
+	if err != nil {
+		b.Fatalf("%s: %v", name, err)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func median[T float64 | time.Duration](xs []T) T {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
