@@ -2,12 +2,16 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
 	"testing"
 	"time"
+
+	"github.com/ipsx/ipsx/tunnel"
+	"github.com/libp2p/go-libp2p"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/chain"
@@ -287,9 +291,41 @@ func TestRequesterStopsPaying(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	reqKey := req.Node.Key()
 	if err := req.Stop(); err != nil {
 		t.Fatal(err)
 	}
+	// Once the paid-ahead interval is used up the provider stops serving;
+	// the requester's own identity can no longer open a tunnel for the deal.
+	if err := testnet.Await(ctx, func() error {
+		if _, ok := prov.DealServing(common.HexToHash(active.ID)); ok {
+			return fmt.Errorf("provider still serves the unpaid deal")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := node.P2PKey(reqKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := libp2p.New(libp2p.Identity(pk), libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.Connect(ctx, prov.AddrInfo()); err != nil {
+		t.Fatal(err)
+	}
+	s, err := h.NewStream(ctx, prov.PeerID(), tunnel.ProtocolID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = tunnel.OpenStream(ctx, s, tunnel.Header{DealID: common.HexToHash(active.ID), Time: time.Now(), Target: "127.0.0.1:9"})
+	if !errors.Is(err, tunnel.ErrNotPaid) && !errors.Is(err, tunnel.ErrDealInactive) {
+		t.Errorf("tunnel from the requester that stopped paying: %v, want refused (not paid or inactive)", err)
+	}
+	t.Logf("requester that stopped paying: %v", err)
 	d := awaitDeal(t, ctx, prov, r.ID().Hex(), "settled")
 	if d.Reason != "payment-stalled" {
 		t.Errorf("deal ended for %q, want payment-stalled", d.Reason)
