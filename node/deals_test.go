@@ -39,13 +39,7 @@ func startDealNet(t *testing.T, nodes int, countries ...string) (*chain.DevChain
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	cfg := chain.DefaultDevChainConfig()
-	cfg.GraceSeconds = graceSeconds
-	dc, err := chain.StartDevChain(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.Close() })
+	dc := startGraceChain(t)
 	if len(countries) == 0 {
 		countries = []string{"DE"}
 	}
@@ -232,14 +226,7 @@ func TestProviderVanishes(t *testing.T) {
 	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := testnet.Await(ctx, func() error {
-		if req.Book().Count() == 0 {
-			return fmt.Errorf("offer not at the requester")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, ctx, req, 1)
 	r, err := req.CreateRequest(ctx, dealRequest("DE", 6))
 	if err != nil {
 		t.Fatal(err)
@@ -269,14 +256,7 @@ func TestRequesterStopsPaying(t *testing.T) {
 	if _, err := prov.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := testnet.Await(ctx, func() error {
-		if req.Node.Book().Count() == 0 {
-			return fmt.Errorf("offer not at the requester")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, ctx, req.Node, 1)
 	r, err := req.Node.CreateRequest(ctx, dealRequest("DE", 600))
 	if err != nil {
 		t.Fatal(err)
@@ -371,14 +351,7 @@ func TestDealSurvivesRestart(t *testing.T) {
 	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
 		t.Fatal(err)
 	}
-	if err := testnet.Await(ctx, func() error {
-		if req.Book().Count() == 0 {
-			return fmt.Errorf("no offer at the requester")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, ctx, req, 1)
 	r, err := req.CreateRequest(ctx, dealRequest("DE", 12))
 	if err != nil {
 		t.Fatal(err)
@@ -407,5 +380,34 @@ func TestDealSurvivesRestart(t *testing.T) {
 	}
 	for _, e := range d.History {
 		t.Logf("  %s %-22s %s->%s (%s) %s", e.At.Format("15:04:05"), e.Event, e.From, e.To, e.Status, e.Reason)
+	}
+}
+
+// startGraceChain starts a dev chain whose escrow refunds graceSeconds
+// after a deal's deadline.
+func startGraceChain(t *testing.T) *chain.DevChain {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	cfg := chain.DefaultDevChainConfig()
+	cfg.GraceSeconds = graceSeconds
+	dc, err := chain.StartDevChain(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dc.Close() })
+	return dc
+}
+
+// awaitOffers waits until n holds at least want orders in its book.
+func awaitOffers(t *testing.T, ctx context.Context, n *node.Node, want int) {
+	t.Helper()
+	if err := testnet.Await(ctx, func() error {
+		if got := n.Book().Count(); got < want {
+			return fmt.Errorf("%d orders in the book, want %d", got, want)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

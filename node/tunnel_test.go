@@ -1,7 +1,6 @@
 package node_test
 
 import (
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
 	"github.com/ipsx/ipsx/sdk"
 
@@ -69,14 +67,7 @@ func TestTunnelEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := testnet.Await(ctx, func() error {
-		if n := req.Book().Count(); n < 2 {
-			return fmt.Errorf("requester sees %d offers", n)
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, ctx, req, 2)
 	var dealIDs, requestIDs []string
 	for _, cc := range []string{"DE", "US"} {
 		r, err := req.CreateRequest(ctx, dealRequest(cc, 120))
@@ -185,14 +176,7 @@ func TestTunnelBigDownload(t *testing.T) {
 	if _, err := prov.Node.CreateOffer(ctx, offer); err != nil {
 		t.Fatal(err)
 	}
-	if err := testnet.Await(ctx, func() error {
-		if req.Book().Count() == 0 {
-			return fmt.Errorf("no offer at the requester")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, ctx, req, 1)
 	rp := dealRequest("DE", 300)
 	rp.MaxPricePerGB = "100000000000000000"
 	r, err := req.CreateRequest(ctx, rp)
@@ -252,29 +236,14 @@ func TestTunnelBigDownload(t *testing.T) {
 // its budget, and serves the connection through it; a country nobody
 // offers fails with a clear proxy error once the wait is over.
 func TestAutoBuy(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cfg := chain.DefaultDevChainConfig()
-	cfg.GraceSeconds = graceSeconds
-	dc, err := chain.StartDevChain(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.Close() })
+	dc := startGraceChain(t)
 	ab := testnet.DefaultAutoBuy()
 	ab.Wait = 20 * time.Second
 	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
 		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}})
 	prov, req := tn.Members[0], tn.Members[1].Node
 	actx := awaitCtx(t)
-	if err := testnet.Await(actx, func() error {
-		if req.Book().Count() == 0 {
-			return fmt.Errorf("no offer at the requester")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	awaitOffers(t, actx, req, 1)
 	target := "http://" + whoami(t) + "/"
 	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "country-DE:x", target); got != prov.IP {
 		t.Errorf("auto-bought DE route: server saw %q, want %s", got, prov.IP)
@@ -293,15 +262,7 @@ func TestAutoBuy(t *testing.T) {
 // TestEgressPool: a provider renting out two IPs binds each deal to its
 // own exit IP.
 func TestEgressPool(t *testing.T) {
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cfg := chain.DefaultDevChainConfig()
-	cfg.GraceSeconds = graceSeconds
-	dc, err := chain.StartDevChain(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dc.Close() })
+	dc := startGraceChain(t)
 	pool := []netip.Addr{netip.MustParseAddr("127.0.0.61"), netip.MustParseAddr("127.0.0.62")}
 	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
 		NodeOptions: []node.Option{node.WithDeals(dealTestConfig)},
@@ -315,14 +276,7 @@ func TestEgressPool(t *testing.T) {
 	req := tn.Members[1].Node
 	actx := awaitCtx(t)
 	for i := 0; i < 2; i++ {
-		if err := testnet.Await(actx, func() error {
-			if req.Book().Count() == 0 {
-				return fmt.Errorf("no offer at the requester")
-			}
-			return nil
-		}); err != nil {
-			t.Fatal(err)
-		}
+		awaitOffers(t, actx, req, 1)
 		r, err := req.CreateRequest(actx, dealRequest("DE", 120))
 		if err != nil {
 			t.Fatal(err)
