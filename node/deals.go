@@ -516,6 +516,12 @@ func (n *Node) serveDeal(s network.Stream) {
 	}
 	n.learnPeer(addr, from)
 	err = n.dealDo(n.runCtx, func(m *agreement.Machine) error {
+		if sv, ok := msg.(*agreement.SignedVoucher); ok {
+			// The machine judges a voucher against what this side has
+			// metered: bring that up to date first, or a fast transfer
+			// makes honest vouchers look like they pay too far ahead.
+			n.refreshUsage(m, sv.Voucher.DealID)
+		}
 		return m.Step(agreement.Receive{At: n.now(), From: addr, Msg: msg})
 	})
 	if err != nil {

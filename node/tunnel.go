@@ -308,6 +308,25 @@ func (n *Node) endTunnels(ups []agreement.Update) {
 	}
 }
 
+// refreshUsage steps the provider's current meter reading of a deal into
+// the machine (on the deal loop).
+func (n *Node) refreshUsage(m *agreement.Machine, id common.Hash) {
+	if n.tun == nil {
+		return
+	}
+	n.tun.mu.Lock()
+	meter, ok := n.tun.meters[id]
+	n.tun.mu.Unlock()
+	if !ok {
+		return
+	}
+	st := meter.Stats()
+	head, _ := meter.Log().Head()
+	if d, known := m.Deal(id); known && st.Up+st.Down > d.Bytes {
+		_ = m.Step(agreement.Usage{At: n.now(), DealID: id, Bytes: st.Up + st.Down, ConnLogHash: head})
+	}
+}
+
 // reportUsage feeds each deal's bytes and connection-log head to the
 // machine, on both sides.
 func (n *Node) reportUsage(ctx context.Context) {
