@@ -74,7 +74,7 @@ type dealState struct {
 var errNoDeals = errors.New("node: deals need a chain (--chain-rpc)")
 
 const (
-	defaultIntervalBytes = 64 << 20
+	defaultIntervalBytes = 16 << 20
 
 	keyDeal      = "deal/r/"
 	keyCapacity  = "deal/capacity/"
@@ -106,7 +106,7 @@ func (n *Node) startDeals(ctx context.Context) error {
 	// The pay-ahead interval in bytes: large enough that a fast transfer
 	// is not throttled by the voucher round trip (each voucher is synced
 	// to disk on both sides), small enough that what either side can lose
-	// stays trivial (64 MiB at 0.01 token per GB is 0.00067 token).
+	// stays small (16 MiB at 0.01 token per GB is 0.00017 token).
 	cfg.IntervalBytes = defaultIntervalBytes
 	if dc.IntervalBytes > 0 {
 		cfg.IntervalBytes = dc.IntervalBytes
