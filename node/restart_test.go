@@ -78,3 +78,39 @@ func TestRestartKeepsBook(t *testing.T) {
 		t.Errorf("status says %d own orders, want 2", st.OwnOrders)
 	}
 }
+
+// TestAddressBook: a node restarted with no bootstrap peers (and nobody
+// dialling it) reconnects through the address book it kept, and gets the
+// orders it missed meanwhile.
+func TestAddressBook(t *testing.T) {
+	tn := startTestnet(t, testnet.Config{Nodes: 3, Countries: []string{"DE"}})
+	ctx := awaitCtx(t)
+	if err := tn.AwaitMesh(ctx, 2); err != nil {
+		t.Fatal(err)
+	}
+	m := tn.Members[2]
+	if len(m.Node.Status(ctx).ListenAddrs) == 0 {
+		t.Fatal("no listen addresses")
+	}
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	missed, err := tn.Members[0].Node.CreateOffer(ctx, offerParams("DE"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.RestartAlone(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Await(ctx, func() error {
+		if n := m.Node.Status(ctx).Peers; n < 2 {
+			return fmt.Errorf("restarted node has %d peers", n)
+		}
+		if !m.Node.Book().Has(missed.ID()) {
+			return fmt.Errorf("restarted node lacks the order published while it was down")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

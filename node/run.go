@@ -86,7 +86,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
 	}
 
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); n.addressBook(ctx) }()
 	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); n.sweepLoop(ctx) }()
 	go func() { defer wg.Done(); n.reconcileLoop(ctx) }()
@@ -101,6 +102,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	select {
 	case <-ctx.Done():
+		n.savePeers()
 		return nil
 	case err := <-apiErr:
 		if err != nil && !errors.Is(err, context.Canceled) {

@@ -406,6 +406,16 @@ func (m *Member) Stop() error {
 // Restart starts a stopped member again on the same data dir and
 // reconnects it to the running members.
 func (t *Testnet) Restart(ctx context.Context, m *Member) error {
+	return t.restart(ctx, m, true)
+}
+
+// RestartAlone starts a stopped member again without connecting it to
+// anyone: it must find the network by itself (its address book).
+func (t *Testnet) RestartAlone(ctx context.Context, m *Member) error {
+	return t.restart(ctx, m, false)
+}
+
+func (t *Testnet) restart(ctx context.Context, m *Member, reconnect bool) error {
 	if m.Node != nil {
 		return fmt.Errorf("testnet: %s is running", m.Name)
 	}
@@ -423,7 +433,7 @@ func (t *Testnet) Restart(ctx context.Context, m *Member) error {
 		return err
 	}
 	for _, o := range t.Running() {
-		if o == m {
+		if o == m || !reconnect {
 			continue
 		}
 		if err := n.Connect(ctx, o.Node.AddrInfo()); err != nil {
