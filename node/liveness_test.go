@@ -24,6 +24,18 @@ func TestHeartbeatRepairAndLiveness(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, b := tn.Members[0], tn.Members[1]
+	// b's join-time order sync must be over, or it (rather than the
+	// heartbeat digest) would bring the order b is to miss.
+	if err := testnet.Await(ctx, func() error {
+		for _, s := range b.Node.Status(ctx).Shards {
+			if !s.Synced {
+				return fmt.Errorf("%s not synced on %s", b.Name, s.Country)
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	published, err := a.Node.CreateOffer(ctx, offerParams("DE"))
 	if err != nil {
 		t.Fatal(err)
