@@ -62,6 +62,10 @@ func TestBurstDelivered(t *testing.T) {
 	if err := tn.AwaitMesh(ctx, 5); err != nil {
 		t.Fatal(err)
 	}
+	// Join-time syncs are over, so every order below arrives by gossip.
+	if err := tn.AwaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
 	src := tn.Members[0].Node
 	var (
 		wg   sync.WaitGroup

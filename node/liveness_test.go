@@ -26,14 +26,7 @@ func TestHeartbeatRepairAndLiveness(t *testing.T) {
 	a, b := tn.Members[0], tn.Members[1]
 	// b's join-time order sync must be over, or it (rather than the
 	// heartbeat digest) would bring the order b is to miss.
-	if err := testnet.Await(ctx, func() error {
-		for _, s := range b.Node.Status(ctx).Shards {
-			if !s.Synced {
-				return fmt.Errorf("%s not synced on %s", b.Name, s.Country)
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := tn.AwaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
 	published, err := a.Node.CreateOffer(ctx, offerParams("DE"))

@@ -551,6 +551,22 @@ func (t *Testnet) AwaitMesh(ctx context.Context, want int, shards ...string) err
 	})
 }
 
+// AwaitSynced waits until every running member has finished the order
+// sync of each shard it follows (join-time sync is then out of the way of
+// what a test measures).
+func (t *Testnet) AwaitSynced(ctx context.Context) error {
+	return Await(ctx, func() error {
+		for _, m := range t.Running() {
+			for _, s := range m.Node.Status(ctx).Shards {
+				if !s.Synced {
+					return fmt.Errorf("%s has not synced %s", m.Name, s.Country)
+				}
+			}
+		}
+		return nil
+	})
+}
+
 // Await polls cond until it returns nil or ctx ends; the error names the
 // last reason cond gave.
 func Await(ctx context.Context, cond func() error) error {
