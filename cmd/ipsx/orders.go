@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -140,23 +141,7 @@ country's shard. Prices are in token base units, as decimal integers.`,
 	f.Uint32Var(&p.Bandwidth, "bandwidth", 100, "bandwidth per IP, Mbit/s")
 	_ = create.MarkFlagRequired("price-per-hour")
 
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List this node's live offers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.client()
-			if err != nil {
-				return err
-			}
-			orders, err := c.Offers(cmd.Context())
-			if err != nil {
-				return a.explain(err)
-			}
-			return a.printOrders(cmd.OutOrStdout(), orders)
-		},
-	}
-	cmd.AddCommand(create, list)
+	cmd.AddCommand(create, a.listCommand("offers", (*sdk.Client).Offers))
 	return cmd
 }
 
@@ -200,24 +185,29 @@ the node's escrow balance must cover the request.`,
 	_ = create.MarkFlagRequired("duration")
 	_ = create.MarkFlagRequired("max-price-per-hour")
 
-	list := &cobra.Command{
+	cmd.AddCommand(create, a.listCommand("requests", (*sdk.Client).Requests))
+	return cmd
+}
+
+// listCommand is `offer list` and `request list`: the node's own live
+// orders of one kind.
+func (a *app) listCommand(what string, list func(*sdk.Client, context.Context) ([]*orderbook.Order, error)) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
-		Short: "List this node's live requests",
+		Short: "List this node's live " + what,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			orders, err := c.Requests(cmd.Context())
+			orders, err := list(c, cmd.Context())
 			if err != nil {
 				return a.explain(err)
 			}
 			return a.printOrders(cmd.OutOrStdout(), orders)
 		},
 	}
-	cmd.AddCommand(create, list)
-	return cmd
 }
 
 func parseID(s string) (common.Hash, error) {

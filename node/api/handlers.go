@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/orderbook"
@@ -31,50 +33,38 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.b.Status(r.Context()))
 }
 
-func (s *Server) handleCreateOffer(w http.ResponseWriter, r *http.Request) {
-	var p sdk.OfferParams
-	if err := readJSON(w, r, &p); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	// Checked here too, so bad params get the same answer whatever the
-	// backend, and never reach it.
-	draft, err := p.Order(s.cfg.now())
-	if err == nil {
-		err = s.checkDraft(draft)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	o, err := s.b.CreateOffer(r.Context(), p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.created(w, o)
+// orderParams is what POST /v1/offers and /v1/requests take.
+type orderParams interface {
+	sdk.OfferParams | sdk.RequestParams
+	Order(now time.Time) (*orderbook.Order, error)
 }
 
-func (s *Server) handleCreateRequest(w http.ResponseWriter, r *http.Request) {
-	var p sdk.RequestParams
-	if err := readJSON(w, r, &p); err != nil {
-		s.fail(w, r, err)
-		return
+// handleCreate serves POST /v1/offers and /v1/requests: decode the params,
+// check the order they describe here too (so bad params get the same
+// answer whatever the backend, and never reach it), then have the backend
+// sign and publish it.
+func handleCreate[P orderParams](s *Server, create func(context.Context, P) (*orderbook.Order, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var p P
+		if err := readJSON(w, r, &p); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		draft, err := p.Order(s.cfg.now())
+		if err == nil {
+			err = s.checkDraft(draft)
+		}
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		o, err := create(r.Context(), p)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		s.created(w, o)
 	}
-	draft, err := p.Order(s.cfg.now())
-	if err == nil {
-		err = s.checkDraft(draft)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	o, err := s.b.CreateRequest(r.Context(), p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.created(w, o)
 }
 
 // checkDraft runs orderbook's field checks on an unsigned order built from

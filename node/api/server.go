@@ -108,9 +108,9 @@ func New(backend Backend, token string, opts ...Option) *Server {
 	}
 	s.rts = []route{
 		{"GET", "/v1/status", true, s.handleStatus},
-		{"POST", "/v1/offers", true, s.handleCreateOffer},
+		{"POST", "/v1/offers", true, handleCreate(s, backend.CreateOffer)},
 		{"GET", "/v1/offers", true, s.handleOwn(kindOffer)},
-		{"POST", "/v1/requests", true, s.handleCreateRequest},
+		{"POST", "/v1/requests", true, handleCreate(s, backend.CreateRequest)},
 		{"GET", "/v1/requests", true, s.handleOwn(kindRequest)},
 		{"GET", "/v1/orders", true, s.handleBook},
 		{"POST", "/v1/orders/import", true, s.handleImport},
