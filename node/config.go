@@ -51,6 +51,12 @@ type Config struct {
 	Scrypt string `json:"scrypt,omitempty"`
 	// DHTServer forces DHT server mode; otherwise it follows reachability.
 	DHTServer bool `json:"dht-server,omitempty"`
+	// RelayService makes the node a circuit relay (v2) for peers behind
+	// NAT, within the limits of relayResources. Only for a node with a
+	// public address: it also declares the node publicly reachable.
+	RelayService bool `json:"relay-service,omitempty"`
+	// UPnP asks the local router for a port mapping (UPnP / NAT-PMP).
+	UPnP bool `json:"upnp,omitempty"`
 }
 
 // Defaults.

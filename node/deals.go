@@ -472,6 +472,9 @@ func (n *Node) sendDealMsg(ctx context.Context, env agreement.Envelope) {
 	}
 	sctx, cancel := context.WithTimeout(ctx, dealIOTimout)
 	defer cancel()
+	// Deal messages are small: a relayed connection to a provider behind
+	// NAT carries them while hole punching gets a direct one for tunnels.
+	sctx = network.WithAllowLimitedConn(sctx, "deal message")
 	s, err := n.host.NewStream(sctx, pid, agreement.ProtocolID)
 	if err != nil {
 		if ctx.Err() == nil {

@@ -86,6 +86,8 @@ type Node struct {
 	permMu  sync.Mutex // guards perms
 	perms   map[common.Hash]agreement.Permission
 
+	reach reach
+
 	scoreMu sync.Mutex // guards scores
 	scores  map[peer.ID]float64
 
@@ -145,6 +147,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		balances:  newBalanceView(o.balanceTTL, o.clock),
 		ready:     make(chan struct{}),
 		shards:    map[string]*shard{},
+		reach:     reach{observed: map[peer.ID]ma.Multiaddr{}},
 		reconcile: make(chan pull, 1024),
 		lastOffer: map[uint64]*orderbook.Order{},
 		peerIDs:   map[common.Address]peer.ID{},
@@ -233,6 +236,7 @@ func (n *Node) Status(ctx context.Context) sdk.Status {
 			st.ListenAddrs = append(st.ListenAddrs, a.String()+"/p2p/"+n.host.ID().String())
 		}
 		st.Peers = len(n.host.Network().Peers())
+		n.reachStatus(&st)
 	}
 	n.mu.Lock()
 	for cc, s := range n.shards {

@@ -86,7 +86,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
 	}
 
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); n.watchReach(ctx) }()
 	go func() { defer wg.Done(); n.addressBook(ctx) }()
 	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); n.sweepLoop(ctx) }()
@@ -121,12 +122,17 @@ func (n *Node) startHost(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	h, err := libp2p.New(
+	rm, err := resourceManager()
+	if err != nil {
+		return fmt.Errorf("node: resource manager: %w", err)
+	}
+	h, err := libp2p.New(append([]libp2p.Option{
 		libp2p.Identity(p2pKey),
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
 		libp2p.ConnectionManager(cm),
+		libp2p.ResourceManager(rm),
 		libp2p.PrometheusRegisterer(n.reg),
-	)
+	}, n.reachOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("node: libp2p host: %w", err)
 	}

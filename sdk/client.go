@@ -478,3 +478,19 @@ func dealError(err error) error {
 	}
 	return err
 }
+
+// Peers lists the node's connected peers and how each is connected.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var body struct {
+		Peers []Peer `json:"peers"`
+	}
+	err := c.call(ctx, "GET", "/v1/peers", nil, nil, &body)
+	return body.Peers, err
+}
+
+// Ping opens a stream to a peer (peer ID or maker address) and times a
+// round trip; direct insists on a direct connection (hole punching first).
+func (c *Client) Ping(ctx context.Context, peer string, direct bool) (*PingResult, error) {
+	var res PingResult
+	return &res, c.call(ctx, "POST", "/v1/peers/"+url.PathEscape(peer)+"/ping", nil, PingParams{Direct: direct}, &res)
+}

@@ -59,6 +59,22 @@ type Status struct {
 	OwnOrders   int           `json:"ownOrders"`
 	Uptime      string        `json:"uptime"`
 	Started     time.Time     `json:"started"`
+	// Reachability is AutoNAT's verdict: public, private (behind NAT or a
+	// firewall: reached through relays and hole punching) or unknown.
+	Reachability string `json:"reachability"`
+	// ObservedAddrs are the addresses connected peers see the node at.
+	ObservedAddrs []ObservedAddr `json:"observedAddrs,omitempty"`
+	// PublicIP is the public address the node's location is looked up for.
+	PublicIP string `json:"publicIp,omitempty"`
+	// RelayAddrs are the relayed addresses the node holds reservations for.
+	RelayAddrs   []string `json:"relayAddrs,omitempty"`
+	RelayService bool     `json:"relayService,omitempty"`
+}
+
+// ObservedAddr is an address peers see the node at, and how many do.
+type ObservedAddr struct {
+	Addr      string `json:"addr"`
+	Observers int    `json:"observers"`
 }
 
 // Domain is the EIP-712 domain the node signs and checks orders under.
@@ -119,4 +135,35 @@ type TxResult struct {
 	Block   uint64 `json:"block"`
 	GasUsed uint64 `json:"gasUsed"`
 	Wallet  Wallet `json:"wallet"`
+}
+
+// Peer is a connected peer, in GET /v1/peers.
+type Peer struct {
+	PeerID string `json:"peerId"`
+	Conns  []Conn `json:"conns"`
+}
+
+// Conn is one connection to a peer. Relayed connections run through a
+// circuit relay and carry only small messages (deal negotiation); tunnels
+// wait for a direct one.
+type Conn struct {
+	Addr      string    `json:"addr"`
+	Direction string    `json:"direction"` // inbound or outbound
+	Relayed   bool      `json:"relayed"`
+	Opened    time.Time `json:"opened"`
+}
+
+// PingParams is the optional body of POST /v1/peers/{peer}/ping.
+type PingParams struct {
+	// Direct insists on a direct connection, hole-punching first if the
+	// peer is connected only through a relay.
+	Direct bool `json:"direct,omitempty"`
+}
+
+// PingResult is the answer of POST /v1/peers/{peer}/ping.
+type PingResult struct {
+	PeerID    string  `json:"peerId"`
+	RTT       string  `json:"rtt"`
+	RTTMillis float64 `json:"rttMillis"`
+	Conn      Conn    `json:"conn"` // the connection the ping ran over
 }

@@ -92,6 +92,8 @@ the config file, then the default.`,
 		statusCommand(a),
 		walletCommand(a),
 		dealsCommand(a),
+		peersCommand(a),
+		pingCommand(a),
 		eventsCommand(a),
 		versionCommand(a),
 	)

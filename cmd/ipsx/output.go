@@ -97,6 +97,20 @@ func printStatus(w io.Writer, st *sdk.Status) error {
 	fmt.Fprintf(tw, "chain:\t%d (escrow %s)\n", st.ChainID, st.Escrow)
 	fmt.Fprintf(tw, "listening:\t%s\n", strings.Join(st.ListenAddrs, " "))
 	fmt.Fprintf(tw, "peers:\t%d\n", st.Peers)
+	reach := st.Reachability
+	if st.RelayService {
+		reach += ", relaying for others"
+	}
+	fmt.Fprintf(tw, "reachability:\t%s\n", reach)
+	if st.PublicIP != "" {
+		fmt.Fprintf(tw, "public ip:\t%s\n", st.PublicIP)
+	}
+	for _, o := range st.ObservedAddrs {
+		fmt.Fprintf(tw, "seen at:\t%s (by %d peers)\n", o.Addr, o.Observers)
+	}
+	for _, a := range st.RelayAddrs {
+		fmt.Fprintf(tw, "relayed at:\t%s\n", a)
+	}
 	fmt.Fprintf(tw, "orders:\t%d in the book, %d own\n", st.Orders, st.OwnOrders)
 	fmt.Fprintf(tw, "uptime:\t%s (since %s)\n", st.Uptime, st.Started.UTC().Format(time.RFC3339))
 	if err := tw.Flush(); err != nil {
@@ -148,4 +162,25 @@ func when(unix uint64) string {
 		return fmt.Sprint(unix)
 	}
 	return time.Unix(int64(unix), 0).UTC().Format(time.RFC3339)
+}
+
+func printPeers(w io.Writer, peers []sdk.Peer) error {
+	if len(peers) == 0 {
+		return writeString(w, "no peers connected\n")
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PEER\tVIA\tDIRECTION\tADDRESS")
+	for _, p := range peers {
+		for _, c := range p.Conns {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", p.PeerID, connKind(c), c.Direction, c.Addr)
+		}
+	}
+	return tw.Flush()
+}
+
+func connKind(c sdk.Conn) string {
+	if c.Relayed {
+		return "relay"
+	}
+	return "direct"
 }

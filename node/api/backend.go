@@ -53,7 +53,22 @@ type Backend interface {
 	// CloseDeal ends a deal from this side (agreement.ErrUnexpected or
 	// ErrDealOver when it cannot be closed now) and returns it.
 	CloseDeal(ctx context.Context, id common.Hash) (sdk.Deal, error)
+
+	// Peers lists the connected peers and their connections.
+	Peers(ctx context.Context) []sdk.Peer
+	// Ping times a round trip to a peer given by peer ID or maker
+	// address (ErrBadPeer if it is neither, ErrUnreachable if no stream
+	// opens); direct insists on a direct connection, hole-punching a
+	// relayed one first.
+	Ping(ctx context.Context, peer string, direct bool) (sdk.PingResult, error)
 }
+
+// ErrBadPeer is a peer argument that names no peer: neither a peer ID nor
+// the address of a maker the node knows.
+var ErrBadPeer = errors.New("bad peer")
+
+// ErrUnreachable is a peer no stream could be opened to.
+var ErrUnreachable = errors.New("peer unreachable")
 
 // ErrNoChain is what a backend without a chain connection answers to
 // wallet calls.

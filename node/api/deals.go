@@ -70,6 +70,11 @@ func (s *Server) handleCloseDeal(w http.ResponseWriter, r *http.Request) {
 // readEmptyObject accepts no body or the JSON object {} (with any
 // whitespace), under the same Content-Type and size rules as readJSON.
 func readEmptyObject(w http.ResponseWriter, r *http.Request) error {
+	return readOptionalObject(w, r, &struct{}{}, "an empty JSON object")
+}
+
+// readOptionalObject decodes a body that may be absent into v, strictly.
+func readOptionalObject(w http.ResponseWriter, r *http.Request, v any, want string) error {
 	b, err := readOptionalBody(w, r)
 	if err != nil {
 		return err
@@ -79,11 +84,11 @@ func readEmptyObject(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if b[0] != '{' {
-		return badInput("body: want no body or an empty JSON object")
+		return badInput("body: want no body or %s", want)
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.DisallowUnknownFields()
-	if err := d.Decode(&struct{}{}); err != nil {
+	if err := d.Decode(v); err != nil {
 		return jsonError(err)
 	}
 	if _, err := d.Token(); !errors.Is(err, io.EOF) {

@@ -60,6 +60,8 @@ var errorMap = []struct {
 	{chain.ErrNonce, http.StatusConflict, "nonce"},
 	{chain.ErrReceiptTimeout, http.StatusGatewayTimeout, "receipt_timeout"},
 	{chain.ErrNoContract, http.StatusBadGateway, "no_contract"},
+	{ErrBadPeer, http.StatusBadRequest, "bad_peer"},
+	{ErrUnreachable, http.StatusBadGateway, "unreachable"},
 }
 
 // StatusOf returns the HTTP status and code the API answers err with.

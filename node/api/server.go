@@ -124,6 +124,8 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"GET", "/v1/deals", true, s.handleDeals},
 		{"GET", "/v1/deals/{id}", true, s.handleDeal},
 		{"POST", "/v1/deals/{id}/close", true, s.handleCloseDeal},
+		{"GET", "/v1/peers", true, s.handlePeers},
+		{"POST", "/v1/peers/{peer}/ping", true, s.handlePing},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{

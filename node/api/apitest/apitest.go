@@ -38,11 +38,12 @@ type Backend struct {
 	Balances orderbook.BalanceView
 	started  time.Time
 
-	mu    sync.Mutex // guards subs, next, nonce, deals
+	mu    sync.Mutex // guards subs, next, nonce, deals, peers
 	subs  map[int]chan sdk.Event
 	next  int
 	nonce uint64
 	deals []sdk.Deal // in the order put; listed newest first
+	peers []sdk.Peer
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -411,4 +412,40 @@ func (b *Backend) ActiveDeal(id common.Hash) sdk.Deal {
 			{At: start.Add(5 * time.Second), Event: "chain.opened", From: "accepted", To: "active", Status: "active"},
 		},
 	}
+}
+
+// SetPeers sets what Peers answers.
+func (b *Backend) SetPeers(peers []sdk.Peer) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.peers = peers
+}
+
+// Peers implements api.Backend.
+func (b *Backend) Peers(context.Context) []sdk.Peer {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.peers)
+}
+
+// Ping implements api.Backend: a peer set with SetPeers answers at once
+// over its first connection (relayed ones only without direct); any other
+// ID is unreachable, and "self" stands for an argument that is not a peer.
+func (b *Backend) Ping(_ context.Context, id string, direct bool) (sdk.PingResult, error) {
+	if id == "self" {
+		return sdk.PingResult{}, fmt.Errorf("%w: that is this node", api.ErrBadPeer)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, p := range b.peers {
+		if p.PeerID != id || len(p.Conns) == 0 {
+			continue
+		}
+		for _, c := range p.Conns {
+			if !direct || !c.Relayed {
+				return sdk.PingResult{PeerID: id, RTT: "1ms", RTTMillis: 1, Conn: c}, nil
+			}
+		}
+	}
+	return sdk.PingResult{}, fmt.Errorf("%w: %s", api.ErrUnreachable, id)
 }

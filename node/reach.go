@@ -1,0 +1,226 @@
+package node
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/ipsx/ipsx/sdk"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
+	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
+)
+
+// Reachability: AutoNAT tells a node whether others can dial it; a node
+// that cannot be dialled reserves a slot on a relay (any peer running
+// --relay-service) and advertises the relayed address, and DCUtR turns a
+// relayed connection into a direct one by hole punching where the NATs
+// allow. Peers tell a node the address they see it at (identify's observed
+// address); the node reports those, and a provider's public IP, the one its
+// location is looked up for, comes from them.
+
+// Relay service limits: enough for peers to meet and hole-punch, and for
+// the deal protocol's small messages, while a relay's operator gives away
+// little bandwidth. Tunnels need a direct connection (see openTunnel).
+var relayResources = func() relayv2.Resources {
+	r := relayv2.DefaultResources()
+	r.Limit = &relayv2.RelayLimit{Duration: 10 * time.Minute, Data: 1 << 20}
+	r.MaxReservations = 256
+	r.MaxCircuits = 16
+	r.MaxReservationsPerIP = 16
+	r.MaxReservationsPerASN = 64
+	return r
+}()
+
+// reachOptions are the libp2p options of NAT traversal.
+func (n *Node) reachOptions() []libp2p.Option {
+	opts := []libp2p.Option{
+		// Answer other nodes' AutoNAT probes (rate-limited by libp2p).
+		libp2p.EnableNATService(),
+		libp2p.EnableHolePunching(),
+		libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
+			autorelay.WithMinCandidates(1),
+			autorelay.WithBootDelay(0),
+			autorelay.WithMinInterval(10*time.Second),
+			autorelay.WithBackoff(30*time.Second),
+		),
+	}
+	if n.cfg.RelayService {
+		// A relay must be dialable, and its operator says it is: no need to
+		// wait for AutoNAT before serving.
+		opts = append(opts, libp2p.EnableRelayService(relayv2.WithResources(relayResources)),
+			libp2p.ForceReachabilityPublic())
+	}
+	if n.cfg.UPnP {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	return opts
+}
+
+// relayCandidates feeds autorelay: connected peers that serve relays
+// (bootstrap peers usually do), up to num.
+func (n *Node) relayCandidates(ctx context.Context, num int) <-chan peer.AddrInfo {
+	out := make(chan peer.AddrInfo, num)
+	defer close(out)
+	h := n.host
+	if h == nil {
+		return out
+	}
+	for _, p := range h.Network().Peers() {
+		if len(out) == num {
+			break
+		}
+		if ok, _ := h.Peerstore().SupportsProtocols(p, proto.ProtoIDv2Hop); len(ok) == 0 {
+			continue
+		}
+		out <- peer.AddrInfo{ID: p, Addrs: h.Peerstore().Addrs(p)}
+	}
+	return out
+}
+
+// reach follows the host's reachability and the addresses peers observe.
+type reach struct {
+	mu           sync.Mutex
+	reachability network.Reachability
+	observed     map[peer.ID]ma.Multiaddr // per connected peer, the address it sees us at
+}
+
+const maxObservers = 1000
+
+// watchReach follows reachability and identify events until ctx ends.
+func (n *Node) watchReach(ctx context.Context) {
+	sub, err := n.host.EventBus().Subscribe([]any{
+		new(event.EvtLocalReachabilityChanged),
+		new(event.EvtPeerIdentificationCompleted),
+		new(event.EvtPeerConnectednessChanged),
+	})
+	if err != nil {
+		n.log.Warn("reachability events", "err", err)
+		return
+	}
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-sub.Out():
+			if !ok {
+				return
+			}
+			n.reach.mu.Lock()
+			switch e := e.(type) {
+			case event.EvtLocalReachabilityChanged:
+				if e.Reachability != n.reach.reachability {
+					n.log.Info("reachability", "now", e.Reachability.String())
+				}
+				n.reach.reachability = e.Reachability
+			case event.EvtPeerIdentificationCompleted:
+				if e.ObservedAddr != nil && !isRelayed(e.ObservedAddr) && len(n.reach.observed) < maxObservers {
+					n.reach.observed[e.Peer] = e.ObservedAddr
+				}
+			case event.EvtPeerConnectednessChanged:
+				if e.Connectedness != network.Connected {
+					delete(n.reach.observed, e.Peer)
+				}
+			}
+			n.reach.mu.Unlock()
+		}
+	}
+}
+
+func isRelayed(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
+	return err == nil
+}
+
+// observedAddrs are the addresses peers see this node at, most observed
+// first.
+func (n *Node) observedAddrs() []sdk.ObservedAddr {
+	n.reach.mu.Lock()
+	count := map[string]int{}
+	for _, a := range n.reach.observed {
+		count[a.String()]++
+	}
+	n.reach.mu.Unlock()
+	out := make([]sdk.ObservedAddr, 0, len(count))
+	for a, c := range count {
+		out = append(out, sdk.ObservedAddr{Addr: a, Observers: c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Observers != out[j].Observers {
+			return out[i].Observers > out[j].Observers
+		}
+		return out[i].Addr < out[j].Addr
+	})
+	return out
+}
+
+// PublicIP is the node's public address as its peers see it: the public IP
+// observed by most peers, else a public interface address. ok is false when
+// neither is known yet.
+func (n *Node) PublicIP() (netip.Addr, bool) {
+	for _, o := range n.observedAddrs() {
+		if ip, ok := publicIP(o.Addr); ok {
+			return ip, true
+		}
+	}
+	if n.host == nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range n.host.Addrs() {
+		if ip, ok := publicIP(a.String()); ok {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
+}
+
+func publicIP(addr string) (netip.Addr, bool) {
+	a, err := ma.NewMultiaddr(addr)
+	if err != nil || isRelayed(a) || !manet.IsPublicAddr(a) {
+		return netip.Addr{}, false
+	}
+	ip, err := manet.ToIP(a)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	p, ok := netip.AddrFromSlice(ip)
+	return p.Unmap(), ok
+}
+
+// reachStatus fills the reachability part of the status.
+func (n *Node) reachStatus(st *sdk.Status) {
+	n.reach.mu.Lock()
+	st.Reachability = reachabilityName(n.reach.reachability)
+	n.reach.mu.Unlock()
+	st.ObservedAddrs = n.observedAddrs()
+	st.RelayService = n.cfg.RelayService
+	for _, a := range n.host.Addrs() {
+		if isRelayed(a) {
+			st.RelayAddrs = append(st.RelayAddrs, a.String()+"/p2p/"+n.host.ID().String())
+		}
+	}
+	if ip, ok := n.PublicIP(); ok {
+		st.PublicIP = ip.String()
+	}
+	slices.Sort(st.RelayAddrs)
+}
+
+func reachabilityName(r network.Reachability) string {
+	switch r {
+	case network.ReachabilityPublic:
+		return "public"
+	case network.ReachabilityPrivate:
+		return "private"
+	}
+	return "unknown"
+}
