@@ -15,7 +15,7 @@ import (
 // in step.
 const (
 	DomainType    = "EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)"
-	OfferType     = "Offer(address maker,uint64 nonce,uint32 version,uint64 created,uint64 expires,string country,string region,string city,uint32 asn,uint8 ipType,uint32 ips,uint8 protocols,uint256 pricePerHour,uint256 pricePerGB,uint32 minDuration,uint32 maxDuration,uint32 bandwidth)"
+	OfferType     = "Offer(address maker,uint64 nonce,uint32 version,uint64 created,uint64 expires,string country,string region,string city,uint32 asn,uint8 ipType,uint32 ips,uint8 protocols,uint256 pricePerHour,uint256 pricePerGB,uint32 minDuration,uint32 maxDuration,uint32 bandwidth,bool unverified)"
 	RequestType   = "Request(address maker,uint64 nonce,uint32 version,uint64 created,uint64 expires,string country,string region,string city,uint32 asn,uint8 ipType,uint32 ips,uint8 protocols,uint32 duration,uint256 maxPricePerHour,uint256 maxPricePerGB,uint32 minBandwidth)"
 	CancelType    = "Cancel(address maker,bytes32 orderId,uint64 created)"
 	HeartbeatType = "Heartbeat(address maker,string country,uint64 created,uint32 count,bytes32 digest)"
@@ -59,6 +59,14 @@ func (e *encoder) address(a common.Address) {
 	var w [32]byte
 	copy(w[12:], a[:])
 	e.word(w[:])
+}
+
+func (e *encoder) boolean(b bool) {
+	var v uint64
+	if b {
+		v = 1
+	}
+	e.uint(v)
 }
 
 func (e *encoder) string(s string) { e.hash(crypto.Keccak256Hash([]byte(s))) }
@@ -144,6 +152,7 @@ func (o *Order) StructHash() common.Hash {
 		e.uint(uint64(o.MinDuration))
 		e.uint(uint64(o.MaxDuration))
 		e.uint(uint64(o.Bandwidth))
+		e.boolean(o.Unverified)
 	} else {
 		e.uint(uint64(o.Duration))
 		e.big(o.PricePerHour)

@@ -63,6 +63,7 @@ func orderMessage(o *Order) apitypes.TypedDataMessage {
 	if o.Kind == KindOffer {
 		m["pricePerHour"], m["pricePerGB"] = o.PricePerHour.String(), o.PricePerGB.String()
 		m["minDuration"], m["maxDuration"], m["bandwidth"] = fmt.Sprint(o.MinDuration), fmt.Sprint(o.MaxDuration), fmt.Sprint(o.Bandwidth)
+		m["unverified"] = o.Unverified
 	} else {
 		m["maxPricePerHour"], m["maxPricePerGB"] = o.PricePerHour.String(), o.PricePerGB.String()
 		m["duration"], m["minBandwidth"] = fmt.Sprint(o.Duration), fmt.Sprint(o.Bandwidth)
@@ -80,7 +81,10 @@ func TestDigestsMatchGeth(t *testing.T) {
 	maxed.PricePerHour = new(big.Int).Sub(new(big.Int).Lsh(common.Big1, 256), common.Big1)
 	maxed.Location = Location{Country: "JP", City: "Ōsaka"}
 	signed(t, maxed, k)
-	for name, o := range map[string]*Order{"offer": offer, "request": req, "max price, unicode": maxed} {
+	declared := newOffer(testNow)
+	declared.Unverified = true
+	signed(t, declared, k)
+	for name, o := range map[string]*Order{"offer": offer, "request": req, "max price, unicode": maxed, "unverified": declared} {
 		typ := OfferType
 		if o.Kind == KindRequest {
 			typ = RequestType

@@ -38,6 +38,7 @@ type wireOrder struct {
 	MinDuration     *uint32 `json:"minDuration,omitempty"`
 	MaxDuration     *uint32 `json:"maxDuration,omitempty"`
 	Bandwidth       *uint32 `json:"bandwidth,omitempty"`
+	Unverified      bool    `json:"unverified,omitempty"`
 	MaxPricePerHour *Amount `json:"maxPricePerHour,omitempty"`
 	MaxPricePerGB   *Amount `json:"maxPricePerGB,omitempty"`
 	Duration        *uint32 `json:"duration,omitempty"`
@@ -111,6 +112,7 @@ func (o *Order) MarshalJSON() ([]byte, error) {
 	case KindOffer:
 		w.PricePerHour, w.PricePerGB = amountOf(o.PricePerHour), amountOf(o.PricePerGB)
 		w.MinDuration, w.MaxDuration, w.Bandwidth = u32(o.MinDuration), u32(o.MaxDuration), u32(o.Bandwidth)
+		w.Unverified = o.Unverified
 	case KindRequest:
 		w.MaxPricePerHour, w.MaxPricePerGB = amountOf(o.PricePerHour), amountOf(o.PricePerGB)
 		w.Duration, w.MinBandwidth = u32(o.Duration), u32(o.Bandwidth)
@@ -155,9 +157,10 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 		}
 		n.PricePerHour, n.PricePerGB = bigOf(w.PricePerHour), bigOf(w.PricePerGB)
 		n.MinDuration, n.MaxDuration, n.Bandwidth = *w.MinDuration, *w.MaxDuration, *w.Bandwidth
+		n.Unverified = w.Unverified
 	case KindRequest:
-		if w.PricePerHour != nil || w.PricePerGB != nil || w.MinDuration != nil || w.MaxDuration != nil || w.Bandwidth != nil {
-			return fmt.Errorf("%w: a request has maxPricePerHour, maxPricePerGB, duration, minBandwidth; not pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth", ErrMalformed)
+		if w.PricePerHour != nil || w.PricePerGB != nil || w.MinDuration != nil || w.MaxDuration != nil || w.Bandwidth != nil || w.Unverified {
+			return fmt.Errorf("%w: a request has maxPricePerHour, maxPricePerGB, duration, minBandwidth; not pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth, unverified", ErrMalformed)
 		}
 		if w.MaxPricePerHour == nil || w.MaxPricePerGB == nil || w.Duration == nil {
 			return fmt.Errorf("%w: a request needs maxPricePerHour, maxPricePerGB and duration", ErrMalformed)

@@ -159,6 +159,10 @@ type Order struct {
 	// Mbit/s.
 	Bandwidth uint32
 
+	// Offer only: the location was declared by the provider rather than
+	// looked up in a geolocation database for its public address.
+	Unverified bool
+
 	// Signature is the 65-byte [R || S || V] EIP-712 signature by Maker.
 	Signature []byte
 }

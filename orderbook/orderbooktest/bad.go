@@ -188,6 +188,10 @@ func BadOrders(d orderbook.Domain, cc string, k, other *ecdsa.PrivateKey, now ti
 	add("offer with ip type any", edit(valid(), func(m map[string]any) { m["ipType"] = "any" }), orderbook.ErrOutOfRange)
 	add("unknown protocol", edit(valid(), func(m map[string]any) { m["protocols"] = []string{"sctp"} }), orderbook.ErrMalformed)
 	add("offer with a request field", edit(valid(), func(m map[string]any) { m["duration"] = 60 }), orderbook.ErrMalformed)
+	add("request with the offer-only unverified flag", edit(Sign(Request(d, cc, next(), now), k), func(m map[string]any) { m["unverified"] = true }), orderbook.ErrMalformed)
+	o = Offer(d, cc, next(), now)
+	o.Unverified = true
+	add("unverified flag dropped after signing", edit(Sign(o, k), func(m map[string]any) { delete(m, "unverified") }), orderbook.ErrWrongSigner)
 	add("unknown field", edit(valid(), func(m map[string]any) { m["discount"] = "yes" }), orderbook.ErrMalformed)
 	add("id that is not the digest", edit(valid(), func(m map[string]any) { m["id"] = common.Hash{1}.Hex() }), orderbook.ErrMalformed)
 	add("not JSON", []byte("offer: cheap IPs"), orderbook.ErrMalformed)
