@@ -17,8 +17,13 @@ demo: tools ## the local demo: dev chain, providers, a requester, a page fetched
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ipsx demo
 
 .PHONY: tools
-tools: ## install what the demo and the tests run besides Go (curl), from Debian's packages if missing
-	@command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
+tools: ## install what the demo and the tests run besides Go (curl; as root also ip and nft for the netns tests), from Debian's packages if missing
+	@pkgs=; command -v curl >/dev/null || pkgs=curl; \
+	if [ "$$(id -u)" -eq 0 ]; then \
+		command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
+		command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
+	fi; \
+	[ -z "$$pkgs" ] || { apt-get update -qq && apt-get install -y -qq $$pkgs; }
 
 .PHONY: build
 build: ## build bin/ipsx
