@@ -73,16 +73,20 @@ func (n *Node) Ping(ctx context.Context, target string, direct bool) (sdk.PingRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if n.host.Network().Connectedness(pid) != network.Connected && len(n.host.Peerstore().Addrs(pid)) == 0 {
-		ai, err := n.dht.FindPeer(ctx, pid)
-		if err != nil {
-			return sdk.PingResult{}, fmt.Errorf("%w: find peer %s in the DHT: %w", api.ErrUnreachable, pid, err)
-		}
-		n.host.Peerstore().AddAddrs(pid, ai.Addrs, time.Hour)
-	}
 	sctx := ctx
 	if !direct {
 		sctx = network.WithAllowLimitedConn(ctx, "ping")
+	}
+	if n.host.Network().Connectedness(pid) == network.NotConnected {
+		ai := peer.AddrInfo{ID: pid}
+		if len(n.host.Peerstore().Addrs(pid)) == 0 {
+			if ai, err = n.dht.FindPeer(ctx, pid); err != nil {
+				return sdk.PingResult{}, fmt.Errorf("%w: find peer %s in the DHT: %w", api.ErrUnreachable, pid, err)
+			}
+		}
+		if err := n.host.Connect(sctx, ai); err != nil {
+			return sdk.PingResult{}, fmt.Errorf("%w: connect to %s: %w", api.ErrUnreachable, pid, err)
+		}
 	}
 	s, err := n.host.NewStream(sctx, pid, ping.ID)
 	if err != nil {

@@ -44,6 +44,7 @@ var relayResources = func() relayv2.Resources {
 // reachOptions are the libp2p options of NAT traversal.
 func (n *Node) reachOptions() []libp2p.Option {
 	opts := []libp2p.Option{
+		libp2p.AddrsFactory(n.withObservedAddrs),
 		// Answer other nodes' AutoNAT probes (rate-limited by libp2p).
 		libp2p.EnableNATService(),
 		libp2p.EnableHolePunching(),
@@ -64,6 +65,50 @@ func (n *Node) reachOptions() []libp2p.Option {
 		opts = append(opts, libp2p.NATPortMap())
 	}
 	return opts
+}
+
+// withObservedAddrs adds to the addresses the node advertises the public
+// QUIC addresses its peers see it at on its listen ports, even if only one
+// peer does (libp2p waits for four). Behind a NAT that keeps the port
+// (Linux masquerade, most home routers) that is the address a hole punch
+// must dial; in the node's signed peer record, a peer's hole punch cannot
+// lose it to the peerstore's clean-up of temporary addresses that identify
+// runs on the relayed connection at the same moment. Only QUIC: two peers
+// dialling each other's TCP address uncoordinated may meet in a TCP
+// simultaneous open, which fails the security handshake, while QUIC
+// connections from both sides simply both succeed.
+func (n *Node) withObservedAddrs(addrs []ma.Multiaddr) []ma.Multiaddr {
+	ports := map[string]bool{}
+	for _, a := range addrs {
+		if p, ok := listenPort(a); ok {
+			ports[p] = true
+		}
+	}
+	for _, o := range n.observedAddrs() {
+		a, err := ma.NewMultiaddr(o.Addr)
+		if err != nil || !manet.IsPublicAddr(a) || isRelayed(a) || !isQUIC(a) {
+			continue
+		}
+		if p, ok := listenPort(a); ok && ports[p] && !slices.ContainsFunc(addrs, a.Equal) {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs
+}
+
+func isQUIC(a ma.Multiaddr) bool {
+	_, err := a.ValueForProtocol(ma.P_QUIC_V1)
+	return err == nil
+}
+
+// listenPort is an address's transport and port, such as "tcp/4001" or
+// "udp/4001/quic-v1".
+func listenPort(a ma.Multiaddr) (string, bool) {
+	_, rest := ma.SplitFirst(a)
+	if len(rest) == 0 {
+		return "", false
+	}
+	return rest.String(), true
 }
 
 // relayCandidates feeds autorelay: connected peers that serve relays
@@ -101,7 +146,6 @@ func (n *Node) watchReach(ctx context.Context) {
 	sub, err := n.host.EventBus().Subscribe([]any{
 		new(event.EvtLocalReachabilityChanged),
 		new(event.EvtPeerIdentificationCompleted),
-		new(event.EvtPeerConnectednessChanged),
 	})
 	if err != nil {
 		n.log.Warn("reachability events", "err", err)
@@ -124,12 +168,14 @@ func (n *Node) watchReach(ctx context.Context) {
 				}
 				n.reach.reachability = e.Reachability
 			case event.EvtPeerIdentificationCompleted:
-				if e.ObservedAddr != nil && !isRelayed(e.ObservedAddr) && len(n.reach.observed) < maxObservers {
-					n.reach.observed[e.Peer] = e.ObservedAddr
+				if e.ObservedAddr == nil || isRelayed(e.ObservedAddr) {
+					break
 				}
-			case event.EvtPeerConnectednessChanged:
-				if e.Connectedness != network.Connected {
-					delete(n.reach.observed, e.Peer)
+				if len(n.reach.observed) >= maxObservers {
+					n.pruneObservers()
+				}
+				if len(n.reach.observed) < maxObservers {
+					n.reach.observed[e.Peer] = e.ObservedAddr
 				}
 			}
 			n.reach.mu.Unlock()
@@ -142,10 +188,22 @@ func isRelayed(a ma.Multiaddr) bool {
 	return err == nil
 }
 
-// observedAddrs are the addresses peers see this node at, most observed
-// first.
+// pruneObservers forgets the observations of peers no longer connected.
+// The caller holds reach.mu.
+func (n *Node) pruneObservers() {
+	for p := range n.reach.observed {
+		if n.host.Network().Connectedness(p) != network.Connected {
+			delete(n.reach.observed, p)
+		}
+	}
+}
+
+// observedAddrs are the addresses connected peers see this node at, most
+// observed first. (Peers are checked here rather than forgotten on
+// disconnect events, which may arrive after a reconnection's identify.)
 func (n *Node) observedAddrs() []sdk.ObservedAddr {
 	n.reach.mu.Lock()
+	n.pruneObservers()
 	count := map[string]int{}
 	for _, a := range n.reach.observed {
 		count[a.String()]++

@@ -166,7 +166,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		pubsub.WithValidateThrottle(n.o.queue),
 		pubsub.WithRawTracer(tracer{n.metrics}),
 		pubsub.WithLogger(n.pubsubLogger(ctx)),
-		pubsub.WithDiscovery(drouting.NewRoutingDiscovery(kad)),
+		pubsub.WithDiscovery(rendezvous{drouting.NewRoutingDiscovery(kad), advertiseRetry}, pubsub.WithDiscoverConnector(rendezvousConnector)),
 		pubsub.WithPeerScoreInspect(pubsub.ExtendedPeerScoreInspectFn(n.inspectScores), time.Second),
 	)
 	if err != nil {

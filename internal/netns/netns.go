@@ -397,7 +397,10 @@ func (ns *NS) DefaultRoute(via netip.Addr) {
 
 // routerRules make a typical home router: what leaves outIface is
 // masqueraded, and from outIface only replies come back in (no port
-// forwards).
+// forwards). Unsolicited packets to the router itself are dropped too, not
+// answered with a reset: a hole punch's SYN that arrives a moment before
+// the router has mapped the inside host's own SYN is then retransmitted
+// and gets through, as with most real routers.
 const routerRules = `table inet netns_router {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
@@ -408,6 +411,11 @@ const routerRules = `table inet netns_router {
 		ct state established,related accept
 		ct state invalid drop
 		iifname != "%[1]s" accept
+	}
+	chain input {
+		type filter hook input priority filter; policy accept;
+		iifname "%[1]s" ct state established,related accept
+		iifname "%[1]s" drop
 	}
 }
 `
