@@ -55,6 +55,9 @@ type Config struct {
 	// NAT, within the limits of relayResources. Only for a node with a
 	// public address: it also declares the node publicly reachable.
 	RelayService bool `json:"relay-service,omitempty"`
+	// GeoIP are MaxMind-format .mmdb files (GeoLite2 City/Country/ASN,
+	// DB-IP Lite) that locate this node's offers and check providers.
+	GeoIP []string `json:"geoip,omitempty"`
 	// UPnP asks the local router for a port mapping (UPnP / NAT-PMP).
 	UPnP bool `json:"upnp,omitempty"`
 }

@@ -215,6 +215,8 @@ func (n *Node) handleReady(ctx context.Context, wg *sync.WaitGroup, st *dealStat
 		}
 		for _, u := range rd.Deals {
 			n.events.publish("deal.updated", dealView(&u.Deal, nil))
+			n.geoCheck(&u.Deal)
+			n.rateDeal(&u.Deal)
 			if u.Deal.Role == agreement.RoleProvider && u.Deal.Voucher != nil {
 				n.raiseAllowance(u.Deal.ID, u.Deal.Voucher.Voucher.Bytes+2*st.intervalBytes)
 			}
@@ -715,6 +717,7 @@ func (n *Node) autoPropose(now time.Time, st *dealState) {
 		if err != nil {
 			continue
 		}
+		n.rankCandidates(cands)
 		tried := st.tried[id]
 		if tried == nil {
 			tried = map[seriesKey]bool{}
@@ -737,6 +740,7 @@ func (n *Node) autoPropose(now time.Time, st *dealState) {
 				continue
 			}
 			n.rememberCountry(t.ID(n.escrow.Contracts().Domain()), f.Offer.Location.Country)
+			n.rememberOffer(t.ID(n.escrow.Contracts().Domain()), f.Offer)
 			n.log.Info("proposed a deal", "request", id.Hex(), "offer", f.OfferID.Hex(), "provider", f.Offer.Maker.Hex(), "ips", f.IPs)
 			break
 		}
@@ -799,6 +803,7 @@ func (n *Node) Deals(ctx context.Context) ([]sdk.Deal, error) {
 	out := make([]sdk.Deal, len(recs))
 	for i := range recs {
 		out[i] = dealView(&recs[i].Deal, nil)
+		n.withGeo(&out[i])
 	}
 	return out, nil
 }
@@ -809,7 +814,9 @@ func (n *Node) Deal(ctx context.Context, id common.Hash) (sdk.Deal, error) {
 	if err != nil {
 		return sdk.Deal{}, err
 	}
-	return dealView(&r.Deal, r.History), nil
+	v := dealView(&r.Deal, r.History)
+	n.withGeo(&v)
+	return v, nil
 }
 
 // CloseDeal implements api.Backend.

@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 
+	"github.com/ipsx/ipsx/matching"
+	"github.com/ipsx/ipsx/orderbook"
+
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	pb "github.com/libp2p/go-libp2p-pubsub/pb"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -19,3 +22,18 @@ func (n *Node) ValidateGossip(from peer.ID, cc string, data []byte) pubsub.Valid
 
 // Key is the node's key (tests sign orders "elsewhere" with it).
 func (n *Node) Key() *ecdsa.PrivateKey { return n.key }
+
+// RankOffers orders offers as the requester ranks its candidates after
+// matching (by local reputation, then verified before declared).
+func (n *Node) RankOffers(offers []*orderbook.Order) []*orderbook.Order {
+	fills := make([]matching.Fill, len(offers))
+	for i, o := range offers {
+		fills[i] = matching.Fill{Offer: o, OfferID: o.ID()}
+	}
+	n.rankCandidates(fills)
+	out := make([]*orderbook.Order, len(fills))
+	for i, f := range fills {
+		out[i] = f.Offer
+	}
+	return out
+}

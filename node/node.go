@@ -19,6 +19,7 @@ import (
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/geo"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -87,6 +88,8 @@ type Node struct {
 	perms   map[common.Hash]agreement.Permission
 
 	reach reach
+	geo   *geo.DB    // nil without --geoip
+	repMu sync.Mutex // serialises reputation updates
 
 	scoreMu sync.Mutex // guards scores
 	scores  map[peer.ID]float64
@@ -129,8 +132,15 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		WithIndexCacheSize(4 << 20).
 		WithValueLogFileSize(32 << 20).
 		WithNumCompactors(2)
+	gdb, err := openGeo(cfg.GeoIP)
+	if err != nil {
+		return nil, err
+	}
 	db, err := badger.Open(bopts)
 	if err != nil {
+		if gdb != nil {
+			gdb.Close()
+		}
 		return nil, fmt.Errorf("node: open database: %w", err)
 	}
 	addr := ethcrypto.PubkeyToAddress(key.PublicKey)
@@ -148,6 +158,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		ready:     make(chan struct{}),
 		shards:    map[string]*shard{},
 		reach:     reach{observed: map[peer.ID]ma.Multiaddr{}},
+		geo:       gdb,
 		reconcile: make(chan pull, 1024),
 		lastOffer: map[uint64]*orderbook.Order{},
 		peerIDs:   map[common.Address]peer.ID{},
@@ -166,6 +177,9 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.events.close()
 		n.closeErr = n.db.Close()
+		if n.geo != nil {
+			n.geo.Close()
+		}
 	})
 	return n.closeErr
 }
@@ -270,10 +284,15 @@ func (n *Node) ownOrders() ([]*orderbook.Order, error) {
 
 // CreateOffer implements api.Backend.
 func (n *Node) CreateOffer(ctx context.Context, p sdk.OfferParams) (*orderbook.Order, error) {
+	unverified, err := n.locate(&p)
+	if err != nil {
+		return nil, err
+	}
 	o, err := p.Order(n.now())
 	if err != nil {
 		return nil, err
 	}
+	o.Unverified = unverified
 	return n.signAndPublish(ctx, o)
 }
 

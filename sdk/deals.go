@@ -44,6 +44,8 @@ type Deal struct {
 	Refunded   string `json:"refunded,omitempty"`
 
 	History []DealEntry `json:"history,omitempty"`
+	// Geo is the requester's check of the provider's address, once made.
+	Geo *GeoCheck `json:"geo,omitempty"`
 }
 
 // Voucher is the latest signed voucher of a deal.

@@ -137,6 +137,34 @@ type TxResult struct {
 	Wallet  Wallet `json:"wallet"`
 }
 
+// Reputation is what a node's own deals with a provider came to. It is
+// local to each node (GET /v1/orders shows the node's records for the
+// makers listed) and ranks a requester's candidates after matching.
+type Reputation struct {
+	Completed     uint32 `json:"completed"`     // deals settled
+	Failed        uint32 `json:"failed"`        // deals that expired before the provider funded
+	Refunded      uint32 `json:"refunded"`      // deals refunded because the provider never settled
+	GeoChecks     uint32 `json:"geoChecks"`     // deals whose provider address was looked up
+	GeoMismatches uint32 `json:"geoMismatches"` // ... and was not in the offer's country
+	// Traffic of completed deals over their running time.
+	Bytes             uint64 `json:"bytes"`
+	Seconds           uint64 `json:"seconds"`
+	AvgBytesPerSecond uint64 `json:"avgBytesPerSecond"`
+	// Score: completed − 2 × (failed + refunded) − 4 × geo mismatches.
+	Score int64 `json:"score"`
+}
+
+// GeoCheck is a requester's check of where its provider really is: the
+// address of its direct connection, looked up in the node's geolocation
+// database.
+type GeoCheck struct {
+	IP         string `json:"ip"`
+	Claimed    string `json:"claimed"`              // the offer's country
+	Unverified bool   `json:"unverified,omitempty"` // the offer said its location was declared
+	Country    string `json:"country,omitempty"`    // the database's answer
+	Result     string `json:"result"`               // match, mismatch or unknown (not in the database)
+}
+
 // Peer is a connected peer, in GET /v1/peers.
 type Peer struct {
 	PeerID string `json:"peerId"`

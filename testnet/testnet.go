@@ -62,6 +62,8 @@ type Config struct {
 	// options for node i.
 	NodeOptions   []node.Option
 	MemberOptions func(i int) []node.Option
+	// GeoIP, if set, gives node i's geolocation databases (--geoip).
+	GeoIP func(i int) []string
 	// DevChain, if set, is the chain every node uses in-process; each node
 	// is funded from its deployer with FundETH and FundTokens and deposits
 	// Deposit into the escrow.
@@ -250,6 +252,9 @@ func (t *Testnet) Add(ctx context.Context, country string, subscribe []string) (
 	}
 	if c := t.cfg.Chain; c != nil {
 		cfg.ChainID, cfg.Escrow = c.ChainID, c.Escrow
+	}
+	if t.cfg.GeoIP != nil {
+		cfg.GeoIP = t.cfg.GeoIP(i)
 	}
 	if _, err := os.Stat(filepath.Join(m.Datadir, "keystore")); errors.Is(err, os.ErrNotExist) {
 		key, err := ethcrypto.GenerateKey()

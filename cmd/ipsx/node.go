@@ -51,6 +51,7 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
 	fl.BoolVar(&f.cfg.RelayService, "relay-service", false, "relay for peers behind NAT (only on a machine with a public address)")
+	fl.StringSliceVar(&f.cfg.GeoIP, "geoip", nil, "MaxMind-format .mmdb files (GeoLite2 City/Country/ASN, DB-IP Lite) that locate offers and check providers")
 	fl.BoolVar(&f.cfg.UPnP, "upnp", false, "ask the router for a port mapping (UPnP / NAT-PMP)")
 	fl.BoolVar(&f.autoBuy, "auto-buy", false, "when a proxy route has no active deal, place a request for it (within --auto-buy-budget)")
 	fl.StringVar(&f.autoBuyBudget, "auto-buy-budget", "", "most that auto-bought deals may lock per hour, token base units or NNtok")

@@ -54,6 +54,10 @@ type Backend interface {
 	// ErrDealOver when it cannot be closed now) and returns it.
 	CloseDeal(ctx context.Context, id common.Hash) (sdk.Deal, error)
 
+	// Reputation returns the node's local records of those providers it
+	// has any for, by address.
+	Reputation(ctx context.Context, providers []common.Address) map[string]sdk.Reputation
+
 	// Peers lists the connected peers and their connections.
 	Peers(ctx context.Context) []sdk.Peer
 	// Ping times a round trip to a peer given by peer ID or maker

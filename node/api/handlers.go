@@ -27,6 +27,10 @@ const (
 // bare array, so a paging cursor can be added without breaking clients.
 type ordersBody struct {
 	Orders []*orderbook.Order `json:"orders"`
+	// Reputation is the node's own record of the offers' makers, by
+	// address (GET /v1/orders only; makers it has no deals with are left
+	// out).
+	Reputation map[string]sdk.Reputation `json:"reputation,omitempty"`
 }
 
 func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
@@ -93,7 +97,7 @@ func (s *Server) handleOwn(kind orderbook.Kind) http.HandlerFunc {
 			return
 		}
 		q := orderbook.Query{Kind: kind, Maker: s.b.Maker()}
-		s.list(w, r, q)
+		s.list(w, r, q, false)
 	}
 }
 
@@ -127,12 +131,13 @@ func (s *Server) handleBook(w http.ResponseWriter, r *http.Request) {
 		}
 		q.Maker = common.HexToAddress(m[0])
 	}
-	s.list(w, r, q)
+	s.list(w, r, q, true)
 }
 
-// list answers the orders matching q. The filters are applied here again,
-// so the answer holds to q whatever the backend's indices do.
-func (s *Server) list(w http.ResponseWriter, r *http.Request, q orderbook.Query) {
+// list answers the orders matching q, with the reputation of the offers'
+// makers if rep. The filters are applied here again, so the answer holds
+// to q whatever the backend's indices do.
+func (s *Server) list(w http.ResponseWriter, r *http.Request, q orderbook.Query, rep bool) {
 	orders, err := s.b.Orders(r.Context(), q)
 	if err != nil {
 		s.fail(w, r, err)
@@ -148,7 +153,19 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request, q orderbook.Query)
 		}
 		kept = append(kept, o)
 	}
-	writeJSON(w, http.StatusOK, ordersBody{Orders: kept})
+	body := ordersBody{Orders: kept}
+	if rep {
+		var makers []common.Address
+		for _, o := range kept {
+			if o.Kind == orderbook.KindOffer {
+				makers = append(makers, o.Maker)
+			}
+		}
+		if len(makers) > 0 {
+			body.Reputation = s.b.Reputation(r.Context(), makers)
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (s *Server) handleOrder(w http.ResponseWriter, r *http.Request) {

@@ -61,3 +61,29 @@ func TestPeersAndPing(t *testing.T) {
 		})
 	}
 }
+
+func TestBookShowsReputation(t *testing.T) {
+	b := apitest.NewBackend(t)
+	c := newClient(t, b)
+	if status, body := c.do("POST", "/v1/offers", mustJSON(t, apitest.OfferParams())); status != 201 {
+		t.Fatalf("offer: %d %s", status, body)
+	}
+	// No record yet: no reputation field at all.
+	if status, body := c.do("GET", "/v1/orders", ""); status != 200 || strings.Contains(string(body), "reputation") {
+		t.Fatalf("book without records: %d %s", status, body)
+	}
+	rec := sdk.Reputation{Completed: 3, Failed: 1, GeoChecks: 3, GeoMismatches: 1, Score: -3}
+	b.SetReputation(b.Maker(), rec)
+	for path, wantRep := range map[string]bool{"/v1/orders": true, "/v1/orders?kind=request": false, "/v1/offers": false} {
+		status, body := c.do("GET", path, "")
+		var list struct {
+			Reputation map[string]sdk.Reputation `json:"reputation"`
+		}
+		if status != 200 || json.Unmarshal(body, &list) != nil {
+			t.Fatalf("GET %s: %d %s", path, status, body)
+		}
+		if got, ok := list.Reputation[b.Maker().Hex()]; ok != wantRep || (ok && got != rec) {
+			t.Fatalf("GET %s: reputation %v, want it shown: %v", path, list.Reputation, wantRep)
+		}
+	}
+}

@@ -38,12 +38,13 @@ type Backend struct {
 	Balances orderbook.BalanceView
 	started  time.Time
 
-	mu    sync.Mutex // guards subs, next, nonce, deals, peers
+	mu    sync.Mutex // guards subs, next, nonce, deals, peers, rep
 	subs  map[int]chan sdk.Event
 	next  int
 	nonce uint64
 	deals []sdk.Deal // in the order put; listed newest first
 	peers []sdk.Peer
+	rep   map[common.Address]sdk.Reputation
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -448,4 +449,27 @@ func (b *Backend) Ping(_ context.Context, id string, direct bool) (sdk.PingResul
 		}
 	}
 	return sdk.PingResult{}, fmt.Errorf("%w: %s", api.ErrUnreachable, id)
+}
+
+// SetReputation sets the record Reputation answers for a provider.
+func (b *Backend) SetReputation(provider common.Address, r sdk.Reputation) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.rep == nil {
+		b.rep = map[common.Address]sdk.Reputation{}
+	}
+	b.rep[provider] = r
+}
+
+// Reputation implements api.Backend.
+func (b *Backend) Reputation(_ context.Context, providers []common.Address) map[string]sdk.Reputation {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := map[string]sdk.Reputation{}
+	for _, p := range providers {
+		if r, ok := b.rep[p]; ok {
+			out[p.Hex()] = r
+		}
+	}
+	return out
 }
