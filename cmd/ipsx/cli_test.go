@@ -19,6 +19,9 @@ import (
 // run `ipsx devchain` and `ipsx node` as separate processes: with
 // IPSX_TEST_AS_CLI=1 it runs the CLI on the arguments after "--".
 func TestMain(m *testing.M) {
+	if role := os.Getenv("IPSX_TEST_NETNS_ROLE"); role != "" {
+		os.Exit(netnsRole(role))
+	}
 	if os.Getenv("IPSX_TEST_AS_CLI") == "1" {
 		for i, a := range os.Args {
 			if a == "--" {

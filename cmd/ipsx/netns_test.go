@@ -1,15 +1,23 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/ipsx/ipsx/internal/netns"
 	"github.com/ipsx/ipsx/orderbook"
@@ -230,4 +238,145 @@ func TestNATTraversal(t *testing.T) {
 		}
 	}
 	t.Logf("provider reached through the relay and hole-punched: direct stream over %s, rtt %s; connections to it now: %v", direct.Conn.Addr, direct.RTT, kinds)
+}
+
+// netnsRole runs this test binary as a helper program in a namespace:
+// "plainhost" is a libp2p host with go-libp2p's default resource limits
+// that prints its peer ID and waits to be killed; "fleet" starts
+// IPSX_FLEET_SIZE hosts that all connect to each of IPSX_FLEET_TARGETS and
+// prints, as JSON, how many of them stayed connected to each.
+func netnsRole(role string) int {
+	var err error
+	switch role {
+	case "plainhost":
+		err = plainHost()
+	case "fleet":
+		err = fleet(os.Getenv("IPSX_FLEET_TARGETS"), os.Getenv("IPSX_FLEET_SIZE"))
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func plainHost() error {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/0.0.0.0/tcp/4002"))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	fmt.Println(h.ID())
+	select {}
+}
+
+func fleet(targets, size string) error {
+	n, err := strconv.Atoi(size)
+	if err != nil {
+		return err
+	}
+	var infos []peer.AddrInfo
+	for _, t := range strings.Split(targets, ",") {
+		ai, err := peer.AddrInfoFromString(t)
+		if err != nil {
+			return err
+		}
+		infos = append(infos, *ai)
+	}
+	hosts := make([]host.Host, n)
+	for i := range hosts {
+		if hosts[i], err = libp2p.New(libp2p.NoListenAddrs); err != nil {
+			return err
+		}
+		defer hosts[i].Close()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range hosts {
+		for _, ai := range infos {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = h.Connect(ctx, ai) }()
+		}
+	}
+	wg.Wait()
+	connected := map[string]int{}
+	for _, ai := range infos {
+		connected[ai.ID.String()] = 0
+		for _, h := range hosts {
+			if h.Network().Connectedness(ai.ID) == network.Connected {
+				connected[ai.ID.String()]++
+			}
+		}
+	}
+	return json.NewEncoder(os.Stdout).Encode(connected)
+}
+
+// TestManyPeersBehindOneAddress: a crawler fleet, or a houseful of
+// requesters, reaches a node from one IPv4 address (its NAT's). A node
+// serves them all, where a host with go-libp2p's default limits (8
+// connections per address, 16 new ones in a burst) turns most away. The
+// addresses are not loopback, which libp2p exempts from these limits.
+func TestManyPeersBehindOneAddress(t *testing.T) {
+	if err := netns.Available(); err != nil {
+		t.Skipf("network namespaces: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	n := netns.New(t)
+	inet := n.Switch("inet")
+	prov, natNS, fleetNS := n.Namespace("prov"), n.Namespace("nat"), n.Namespace("fleet")
+	inet.Attach(prov, netip.MustParsePrefix("11.78.0.1/24"))
+	out := inet.Attach(natNS, netip.MustParsePrefix("11.78.0.2/24"))
+	n.Link(natNS, netip.MustParsePrefix("192.168.30.1/24"), fleetNS, netip.MustParsePrefix("192.168.30.2/24"))
+	natNS.Masquerade(out)
+	fleetNS.DefaultRoute(netip.MustParseAddr("192.168.30.1"))
+
+	node := startNode(t, prov)
+	var nodeID string
+	await(t, ctx, "node up", func() (bool, string) {
+		st, err := node.status(ctx)
+		nodeID = st.PeerID
+		return err == nil, fmt.Sprint(err)
+	})
+	plain := prov.Exec(ctx, os.Args[0], "-test.run=^$")
+	plain.Env = append(os.Environ(), "IPSX_TEST_NETNS_ROLE=plainhost", "GORACE=atexit_sleep_ms=0")
+	plainOut, err := plain.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = plain.Wait() })
+	line, err := bufio.NewReader(plainOut).ReadString('\n')
+	if err != nil {
+		t.Fatalf("plain host: %v", err)
+	}
+	plainID := strings.TrimSpace(line)
+
+	const size = 60
+	fl := fleetNS.Exec(ctx, os.Args[0], "-test.run=^$")
+	fl.Env = append(os.Environ(), "IPSX_TEST_NETNS_ROLE=fleet", "GORACE=atexit_sleep_ms=0",
+		fmt.Sprintf("IPSX_FLEET_SIZE=%d", size),
+		"IPSX_FLEET_TARGETS=/ip4/11.78.0.1/tcp/4001/p2p/"+nodeID+",/ip4/11.78.0.1/tcp/4002/p2p/"+plainID)
+	var stderr bytes.Buffer
+	fl.Stderr = &stderr
+	res, err := fl.Output()
+	if err != nil {
+		t.Fatalf("fleet: %v: %s", err, stderr.String())
+	}
+	var connected map[string]int
+	if err := json.Unmarshal(res, &connected); err != nil {
+		t.Fatalf("fleet said %s: %v", res, err)
+	}
+	t.Logf("%d peers from one address: %d connected to the node, %d to a host with libp2p's default limits", size, connected[nodeID], connected[plainID])
+	if connected[nodeID] != size {
+		t.Errorf("the node took %d of %d peers behind one address", connected[nodeID], size)
+	}
+	if connected[plainID] >= size {
+		t.Errorf("a host with default limits took all %d peers: the test does not show the limit", size)
+	}
 }
