@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"sort"
@@ -137,20 +138,28 @@ type reach struct {
 	mu           sync.Mutex
 	reachability network.Reachability
 	observed     map[peer.ID]ma.Multiaddr // per connected peer, the address it sees us at
+	sub          event.Subscription       // set by startHost
 }
 
 const maxObservers = 1000
 
-// watchReach follows reachability and identify events until ctx ends.
-func (n *Node) watchReach(ctx context.Context) {
+// subscribeReach subscribes to the events watchReach follows; startHost
+// calls it before the host makes any connection, so no identify is missed.
+func (n *Node) subscribeReach() error {
 	sub, err := n.host.EventBus().Subscribe([]any{
 		new(event.EvtLocalReachabilityChanged),
 		new(event.EvtPeerIdentificationCompleted),
 	})
 	if err != nil {
-		n.log.Warn("reachability events", "err", err)
-		return
+		return fmt.Errorf("node: reachability events: %w", err)
 	}
+	n.reach.sub = sub
+	return nil
+}
+
+// watchReach follows reachability and identify events until ctx ends.
+func (n *Node) watchReach(ctx context.Context) {
+	sub := n.reach.sub
 	defer sub.Close()
 	for {
 		select {

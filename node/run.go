@@ -31,9 +31,9 @@ const DHTPrefix = "/ipsx"
 // start. The database stays open until Close.
 func (n *Node) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	// Stop what was started, also when Run returns early with an error.
+	defer func() { cancel(); wg.Wait() }()
 	n.runCtx, n.runWG = ctx, &wg
 	n.started = time.Now()
 
@@ -50,6 +50,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}
 	defer n.host.Close()
 	defer n.dht.Close()
+	wg.Add(1)
+	go func() { defer wg.Done(); n.watchReach(ctx) }()
 
 	n.host.SetStreamHandler(SyncProtocol, n.serveSync)
 	defer n.host.RemoveStreamHandler(SyncProtocol)
@@ -86,8 +88,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
 	}
 
-	wg.Add(5)
-	go func() { defer wg.Done(); n.watchReach(ctx) }()
+	wg.Add(4)
 	go func() { defer wg.Done(); n.addressBook(ctx) }()
 	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); n.sweepLoop(ctx) }()
@@ -175,6 +176,11 @@ func (n *Node) startHost(ctx context.Context) error {
 		return fmt.Errorf("node: gossipsub: %w", err)
 	}
 	n.host, n.dht, n.ps = h, kad, ps
+	if err := n.subscribeReach(); err != nil {
+		kad.Close()
+		h.Close()
+		return err
+	}
 	return nil
 }
 

@@ -19,6 +19,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/ipsx/ipsx/geo"
+	"github.com/ipsx/ipsx/geo/geotest"
 	"github.com/ipsx/ipsx/internal/netns"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -164,7 +166,10 @@ func newMesh(t *testing.T, ctx context.Context) *mesh {
 	})
 	boot := fmt.Sprintf("/ip4/%s/udp/4001/quic-v1/p2p/%s,/ip4/%[1]s/tcp/4001/p2p/%[2]s", relayIP, relayID)
 
-	prov := startNode(t, provNS, "--bootstrap", boot)
+	// The provider's geolocation database knows its router's address.
+	mmdb := geotest.WriteT(t, geotest.Entry{Prefix: netip.MustParsePrefix("11.77.0.2/32"),
+		Loc: geo.Location{Country: "DE", Region: "BE", City: "Berlin", ASN: 64500}})
+	prov := startNode(t, provNS, "--bootstrap", boot, "--geoip", mmdb)
 	req := startNode(t, reqNS, "--bootstrap", boot, "--countries", "DE")
 	for _, m := range []*meshNode{prov, req} {
 		await(t, ctx, "node up", func() (bool, string) {
@@ -190,9 +195,14 @@ func TestNATTraversal(t *testing.T) {
 	defer cancel()
 	m := newMesh(t, ctx)
 	prov, req := m.prov, m.req
+	// No --country: the offer is located from the address the relay sees
+	// the provider at, its router's.
 	var offer orderbook.Order
-	if err := prov.cli(ctx, &offer, "offer", "create", "--country", "DE", "--price-per-hour", "1000"); err != nil {
+	if err := prov.cli(ctx, &offer, "offer", "create", "--price-per-hour", "1000"); err != nil {
 		t.Fatal(err)
+	}
+	if offer.Unverified || offer.Location != (orderbook.Location{Country: "DE", Region: "BE", City: "Berlin", ASN: 64500}) {
+		t.Fatalf("offer located at %+v (unverified %v), want the database's answer for 11.77.0.2", offer.Location, offer.Unverified)
 	}
 	st, _ := prov.status(ctx)
 	if len(st.ObservedAddrs) == 0 || !strings.HasPrefix(st.ObservedAddrs[0].Addr, "/ip4/11.77.0.2/") || st.PublicIP != "11.77.0.2" {

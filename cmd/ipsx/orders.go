@@ -89,16 +89,22 @@ type location struct {
 	ttl                   seconds
 }
 
-func (l *location) flags(cmd *cobra.Command) {
+// flags adds the location flags; an offer's country may be left to the
+// node's geolocation database, a request's may not.
+func (l *location) flags(cmd *cobra.Command, countryRequired bool) {
 	f := cmd.Flags()
-	f.StringVar(&l.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. DE (required)")
+	if countryRequired {
+		f.StringVar(&l.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. DE (required)")
+		_ = cmd.MarkFlagRequired("country")
+	} else {
+		f.StringVar(&l.country, "country", "", "ISO 3166-1 alpha-2 country code, e.g. DE (default: the node's --geoip answer for its address; a country the database does not confirm makes the offer unverified)")
+	}
 	f.StringVar(&l.region, "region", "", "region (optional)")
 	f.StringVar(&l.city, "city", "", "city (optional)")
 	f.Uint32Var(&l.asn, "asn", 0, "autonomous system number (optional)")
 	f.StringSliceVar(&l.protocols, "protocols", []string{"tcp"}, "protocols carried: tcp, udp")
 	l.ttl = sdk.DefaultTTL
 	f.Var(&l.ttl, "ttl", "how long the order stays valid")
-	_ = cmd.MarkFlagRequired("country")
 }
 
 func offerCommand(a *app) *cobra.Command {
@@ -130,7 +136,7 @@ country's shard. Prices are in token base units, as decimal integers.`,
 			return a.printCreated(cmd.OutOrStdout(), o)
 		},
 	}
-	loc.flags(create)
+	loc.flags(create, false)
 	f := create.Flags()
 	f.StringVar(&p.IPType, "ip-type", "residential", "residential, mobile or datacenter")
 	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs on offer")
@@ -174,7 +180,7 @@ the node's escrow balance must cover the request.`,
 			return a.printCreated(cmd.OutOrStdout(), o)
 		},
 	}
-	loc.flags(create)
+	loc.flags(create, true)
 	f := create.Flags()
 	f.StringVar(&p.IPType, "ip-type", "any", "residential, mobile, datacenter or any")
 	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs wanted")

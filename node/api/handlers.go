@@ -54,7 +54,14 @@ func handleCreate[P orderParams](s *Server, create func(context.Context, P) (*or
 			s.fail(w, r, err)
 			return
 		}
-		draft, err := p.Order(s.cfg.now())
+		// An offer may leave its location to the node's geolocation
+		// database: its other fields are checked here with a stand-in
+		// country, and the node answers if it cannot locate itself.
+		dp := p
+		if op, ok := any(&dp).(*sdk.OfferParams); ok && op.Country == "" {
+			op.Country = "DE"
+		}
+		draft, err := dp.Order(s.cfg.now())
 		if err == nil {
 			err = s.checkDraft(draft)
 		}
