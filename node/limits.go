@@ -41,12 +41,16 @@ const (
 func resourceManager() (network.ResourceManager, error) {
 	cfg := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&cfg)
+	// Memory: yamux reserves a stream's receive window (256 KiB to start)
+	// against the stream's protocol and peer, so a requester's 1,024
+	// flows need 256 MiB there before any grows.
 	cfg.AddProtocolLimit(tunnel.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: LimitTunnelStreams, StreamsOutbound: LimitTunnelStreams, Streams: LimitTunnelStreams, Memory: 256 << 20},
-		rcmgr.BaseLimitIncrease{Memory: 128 << 20})
+		rcmgr.BaseLimit{StreamsInbound: LimitTunnelStreams, StreamsOutbound: LimitTunnelStreams, Streams: LimitTunnelStreams, Memory: 1 << 30},
+		rcmgr.BaseLimitIncrease{Memory: 256 << 20})
 	cfg.AddProtocolPeerLimit(tunnel.ProtocolID,
-		rcmgr.BaseLimit{StreamsInbound: LimitTunnelStreamsPerPeer, StreamsOutbound: LimitTunnelStreamsPerPeer, Streams: LimitTunnelStreamsPerPeer, Memory: 64 << 20},
-		rcmgr.BaseLimitIncrease{Memory: 32 << 20})
+		rcmgr.BaseLimit{StreamsInbound: LimitTunnelStreamsPerPeer, StreamsOutbound: LimitTunnelStreamsPerPeer, Streams: LimitTunnelStreamsPerPeer, Memory: 384 << 20},
+		rcmgr.BaseLimitIncrease{Memory: 64 << 20})
+	cfg.PeerBaseLimit.Memory = max(cfg.PeerBaseLimit.Memory, 512<<20)
 	cfg.PeerBaseLimit.StreamsInbound = LimitStreamsPerPeer
 	cfg.PeerBaseLimit.StreamsOutbound = LimitStreamsPerPeer
 	cfg.PeerBaseLimit.Streams = 2 * LimitStreamsPerPeer
