@@ -58,7 +58,8 @@ func socksDial(proxy string, target netip.AddrPort) (net.Conn, error) {
 	}
 	var hello [2]byte
 	var reply [10]byte
-	if _, err := io.ReadFull(r, hello[:]); err == nil {
+	_, err = io.ReadFull(r, hello[:])
+	if err == nil {
 		_, err = io.ReadFull(r, reply[:])
 	}
 	if err != nil || hello != [2]byte{5, 0} || reply[1] != 0 {
