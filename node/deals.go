@@ -298,13 +298,7 @@ func (n *Node) loadDeals(st *dealState) ([]agreement.Deal, error) {
 
 func (n *Node) readDeal(id common.Hash) (dealRecord, error) {
 	var r dealRecord
-	err := n.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyDeal + id.Hex()))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error { return json.Unmarshal(v, &r) })
-	})
+	err := n.dbGetJSON([]byte(keyDeal+id.Hex()), &r)
 	if errors.Is(err, badger.ErrKeyNotFound) {
 		return r, fmt.Errorf("%w: %s", agreement.ErrUnknownDeal, id.Hex())
 	}

@@ -156,19 +156,17 @@ func (n *Node) geoCheck(d *agreement.Deal) {
 	default:
 		c.Result, c.Country = "mismatch", loc.Country
 	}
-	b, _ := json.Marshal(c)
-	if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set(key, b) }); err != nil {
-		n.log.Warn("geo check", "deal", d.ID.Hex(), "err", err)
-		return
-	}
+	var count func(*sdk.Reputation)
 	if c.Result != "unknown" {
-		n.rate(d.Terms.Provider, func(r *sdk.Reputation) {
+		count = func(r *sdk.Reputation) {
 			r.GeoChecks++
 			if c.Result == "mismatch" {
 				r.GeoMismatches++
 			}
-		})
+		}
 	}
+	b, _ := json.Marshal(c)
+	n.rate(d.Terms.Provider, key, b, count)
 	if c.Result == "mismatch" {
 		n.log.Warn("geo mismatch: the provider is not where its offer says", "deal", d.ID.Hex(),
 			"provider", d.Terms.Provider.Hex(), "ip", c.IP, "offer", c.Claimed, "database", c.Country)
@@ -202,22 +200,4 @@ func (n *Node) withGeo(v *sdk.Deal) {
 	if n.dbGetJSON([]byte(keyGeoCheck+v.ID), &c) == nil {
 		v.Geo = &c
 	}
-}
-
-func (n *Node) dbHas(key []byte) bool {
-	err := n.db.View(func(txn *badger.Txn) error {
-		_, err := txn.Get(key)
-		return err
-	})
-	return err == nil
-}
-
-func (n *Node) dbGetJSON(key []byte, v any) error {
-	return n.db.View(func(txn *badger.Txn) error {
-		it, err := txn.Get(key)
-		if err != nil {
-			return err
-		}
-		return it.Value(func(b []byte) error { return json.Unmarshal(b, v) })
-	})
 }

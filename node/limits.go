@@ -11,7 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/x/rate"
 )
 
-// Resource limits (docs/limits.md explains them). go-libp2p's defaults
+// Resource limits (the README's "Limits" explains them). go-libp2p's defaults
 // suit a DHT server: 8 connections per IPv4 address, 16 new ones in a burst
 // then one per 5 s, and 64-odd inbound streams per protocol per peer. A
 // provider must serve many requesters behind one NAT (or one crawler

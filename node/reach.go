@@ -199,6 +199,10 @@ func isRelayed(a ma.Multiaddr) bool {
 
 // pruneObservers forgets the observations of peers no longer connected.
 // The caller holds reach.mu.
+//
+// libp2p asks for addresses (withObservedAddrs) while it builds the host,
+// before n.host is set; the map is empty until watchReach, started after
+// that, fills it, so n.host is only read once it is there.
 func (n *Node) pruneObservers() {
 	for p := range n.reach.observed {
 		if n.host.Network().Connectedness(p) != network.Connected {

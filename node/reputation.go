@@ -24,12 +24,23 @@ const (
 	keyRepDeal = "repdeal/" // deal -> counted outcome, so each counts once
 )
 
-// rate updates a provider's record in one transaction.
-func (n *Node) rate(provider common.Address, fn func(*sdk.Reputation)) {
+// rate records, once, what a deal showed of its provider: it stores val
+// under the deal's key once and, in the same transaction, updates the
+// provider's record with fn (nil: no update). A deal already recorded
+// under once is left alone, so nothing counts twice, even across a crash.
+func (n *Node) rate(provider common.Address, once, val []byte, fn func(*sdk.Reputation)) {
 	n.repMu.Lock()
 	defer n.repMu.Unlock()
 	key := []byte(keyRep + provider.Hex())
 	err := n.db.Update(func(txn *badger.Txn) error {
+		if _, err := txn.Get(once); err == nil {
+			return nil
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return err
+		}
+		if err := txn.Set(once, val); err != nil || fn == nil {
+			return err
+		}
 		var r sdk.Reputation
 		if it, err := txn.Get(key); err == nil {
 			if err := it.Value(func(b []byte) error { return json.Unmarshal(b, &r) }); err != nil {
@@ -72,15 +83,7 @@ func (n *Node) rateDeal(d *agreement.Deal) {
 	default:
 		return
 	}
-	key := []byte(keyRepDeal + d.ID.Hex())
-	if n.dbHas(key) {
-		return
-	}
-	if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set(key, []byte(outcome)) }); err != nil {
-		n.log.Warn("count deal outcome", "deal", d.ID.Hex(), "err", err)
-		return
-	}
-	n.rate(d.Terms.Provider, func(r *sdk.Reputation) {
+	n.rate(d.Terms.Provider, []byte(keyRepDeal+d.ID.Hex()), []byte(outcome), func(r *sdk.Reputation) {
 		switch outcome {
 		case "completed":
 			r.Completed++
