@@ -153,10 +153,12 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 	}
 	perm, ok := n.DealServing(h.DealID)
 	if !ok || perm.Role != agreement.RoleProvider {
-		// A running deal whose paid-ahead amount is used up is "not paid"
-		// (the requester may pay and retry); anything else is inactive.
+		// A deal not yet paid (the requester's first voucher is still on
+		// its way: the requester starts routing as it signs it) or whose
+		// paid-ahead amount is used up is "not paid": the requester may pay
+		// and retry. Anything else is inactive.
 		if r, err := n.readDeal(h.DealID); err == nil && r.Deal.Role == agreement.RoleProvider &&
-			r.Deal.Provider == agreement.StatusActive && r.Deal.Terms.Requester == addr {
+			awaitsPayment(r.Deal.Provider) && r.Deal.Terms.Requester == addr {
 			return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrNotPaid, h.DealID.Hex())
 		}
 		return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrDealInactive, h.DealID.Hex())
@@ -165,6 +167,16 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 		return tunnel.Grant{}, fmt.Errorf("%w: %s is not the requester of %s", tunnel.ErrUnauthorized, addr.Hex(), h.DealID.Hex())
 	}
 	return tunnel.Grant{Egress: n.egressFor(h.DealID), Meter: n.meterFor(h.DealID)}, nil
+}
+
+// awaitsPayment reports whether a provider's deal in status st may still
+// be paid for: accepted or funded before the first voucher, or active.
+func awaitsPayment(st agreement.Status) bool {
+	switch st {
+	case agreement.StatusAccepted, agreement.StatusFunded, agreement.StatusActive:
+		return true
+	}
+	return false
 }
 
 // egressFor picks the exit IP of a deal's next connection. Without a pool
@@ -424,12 +436,13 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage}, nil
 }
 
-// openTunnel opens a tunnel stream. A provider that has just used up what
-// the last voucher paid for refuses new streams until the next voucher
-// arrives; that is a matter of milliseconds, so the requester reports its
-// usage at once (which renews the voucher) and tries again for a while.
+// openTunnel opens a tunnel stream. A provider refuses new streams as "not
+// paid" until a voucher covers them: the deal's first voucher is still on
+// its way (or the provider's clock has not reached the deal's start yet),
+// or the last one is used up. The requester reports its usage at once
+// (which renews the voucher) and tries again for a while.
 func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*tunnel.Conn, error) {
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(openPaidWait)
 	for {
 		s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
 		if err != nil {
@@ -451,6 +464,12 @@ func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*t
 		}
 	}
 }
+
+// openPaidWait is how long openTunnel retries a provider answering "not
+// paid": long enough for a voucher to cross a loaded network and for
+// clocks a few seconds apart, short enough that a stalled deal fails a
+// client's connection well before its own timeout.
+const openPaidWait = 10 * time.Second
 
 // pickDeal chooses the deal for a route among the requester's deals that
 // the machine lets carry traffic.

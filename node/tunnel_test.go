@@ -259,6 +259,45 @@ func TestAutoBuy(t *testing.T) {
 	t.Logf("no JP provider: %s", strings.TrimSpace(string(out)))
 }
 
+// TestTunnelBeforeProviderStarts: the requester starts routing as it signs
+// its first voucher, so a proxied connection can reach the provider before
+// the provider has started the deal (here its clock runs 4 s behind, so it
+// holds the voucher until the deal's start comes on its clock). The
+// provider answers "not paid" rather than "inactive", and the requester
+// holds the connection until the deal is served instead of failing it.
+func TestTunnelBeforeProviderStarts(t *testing.T) {
+	dc := startGraceChain(t)
+	behind := func() time.Time { return time.Now().Add(-4 * time.Second) }
+	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
+		NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}, Logger: testLogger(t),
+		Offer: func(int, string) sdk.OfferParams { return dealOffer("DE", 1, 1_000_000_000_000) },
+		MemberOptions: func(i int) []node.Option {
+			if i == 0 {
+				return []node.Option{node.WithClock(behind)}
+			}
+			return nil
+		}})
+	prov, req := tn.Members[0], tn.Members[1].Node
+	ctx := awaitCtx(t)
+	awaitOffers(t, ctx, req, 1)
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 120))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, req, r.ID().Hex(), "active")
+	target := "http://" + whoami(t) + "/"
+	if got := curl(t, "--socks5-hostname", req.SOCKSAddr().String(), target); got != prov.IP {
+		t.Errorf("first connection of the deal: server saw %q, want %s", got, prov.IP)
+	}
+	pd, err := prov.Node.Deal(ctx, common.HexToHash(d.ID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pd.Status != "active" {
+		t.Errorf("provider's deal is %s after serving, want active", pd.Status)
+	}
+}
+
 // TestEgressPool: a provider renting out two IPs binds each deal to its
 // own exit IP.
 func TestEgressPool(t *testing.T) {
