@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,7 +115,17 @@ type sender struct {
 	cfg     clientConfig
 
 	mu sync.Mutex // serialises nonce lookup and send, so concurrent calls get distinct nonces
+	// next is the nonce after the last transaction this sender sent, at
+	// sentAt; mu guards both.
+	next   uint64
+	sentAt time.Time
 }
+
+// nonceMemory is how long a sender trusts its own count of nonces over a
+// node's pending nonce that is lower. The node lags by a block reset, a
+// matter of milliseconds; a node whose pool dropped the sender's
+// transaction stays lower, and is believed again after this long.
+const nonceMemory = 30 * time.Second
 
 func newSender(b Backend, chainID *big.Int, key *ecdsa.PrivateKey, opts []Option) (*sender, error) {
 	cfg, err := newConfig(opts)
@@ -181,6 +192,11 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 	if err != nil {
 		return nil, fmt.Errorf("pending nonce: %w", err)
 	}
+	if nonce < s.next && time.Since(s.sentAt) < nonceMemory {
+		// A lagging pool names a nonce of a transaction still pending;
+		// signed anew, it could replace that one.
+		nonce = s.next
+	}
 	tip, err := s.b.SuggestGasTipCap(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("suggest gas tip: %w", err)
@@ -193,23 +209,50 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 	if head.BaseFee != nil {
 		feeCap.Add(feeCap, new(big.Int).Mul(head.BaseFee, big.NewInt(2)))
 	}
-	tx, err := types.SignNewTx(s.key, s.signer, &types.DynamicFeeTx{
-		ChainID:   s.chainID,
-		Nonce:     nonce,
-		GasTipCap: tip,
-		GasFeeCap: feeCap,
-		Gas:       gas + gas/5, // estimates are exact; the margin absorbs state changes before inclusion
-		To:        to,
-		Value:     value,
-		Data:      data,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sign transaction: %w", err)
+	// The nonce may still be taken (another program sending from this
+	// account): the node answers "nonce too low", "replacement transaction
+	// underpriced" or "already known", and the next nonce is tried. A
+	// nonce is only skipped when the node says it is taken, so no gap
+	// opens.
+	for attempt := 0; ; attempt++ {
+		tx, err := types.SignNewTx(s.key, s.signer, &types.DynamicFeeTx{
+			ChainID:   s.chainID,
+			Nonce:     nonce,
+			GasTipCap: tip,
+			GasFeeCap: feeCap,
+			Gas:       gas + gas/5, // estimates are exact; the margin absorbs state changes before inclusion
+			To:        to,
+			Value:     value,
+			Data:      data,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("sign transaction: %w", err)
+		}
+		err = s.b.SendTransaction(ctx, tx)
+		if err == nil {
+			s.next, s.sentAt = nonce+1, time.Now()
+			return tx, nil
+		}
+		if !nonceTaken(err) || attempt == maxNonceRetries {
+			return nil, fmt.Errorf("send transaction: %w", classify(err))
+		}
+		fresh, perr := s.b.PendingNonceAt(ctx, s.from)
+		if perr != nil {
+			return nil, fmt.Errorf("pending nonce: %w", perr)
+		}
+		nonce = max(nonce+1, fresh)
 	}
-	if err := s.b.SendTransaction(ctx, tx); err != nil {
-		return nil, fmt.Errorf("send transaction: %w", classify(err))
-	}
-	return tx, nil
+}
+
+// maxNonceRetries bounds how many taken nonces a send steps over.
+const maxNonceRetries = 8
+
+// nonceTaken reports whether a node refused a transaction because its
+// nonce is already used (as opposed to too high, or any other reason).
+func nonceTaken(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "nonce too low") || strings.Contains(msg, "replacement transaction underpriced") ||
+		strings.Contains(msg, "already known")
 }
 
 func (s *sender) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {

@@ -270,11 +270,32 @@ func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
 	seal := time.NewTimer(time.Hour)
 	seal.Stop()
 	pending := false
+	// The pool announces new transactions from its reorg loop, which
+	// TxPool.Sync in sealPending waits for: a burst of announcements while
+	// sealing must not fill the subscription and block that loop, so they
+	// are drained here and folded into one nudge.
+	arrived := make(chan struct{}, 1)
+	drained := make(chan struct{})
+	defer func() { <-drained }()
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-dc.stop:
+				return
+			case <-txs:
+				select {
+				case arrived <- struct{}{}:
+				default:
+				}
+			}
+		}
+	}()
 	for {
 		select {
 		case <-dc.stop:
 			return
-		case <-txs:
+		case <-arrived:
 			if !pending {
 				pending = true
 				seal.Reset(batch)
