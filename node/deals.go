@@ -471,7 +471,11 @@ func (n *Node) sendDealMsg(ctx context.Context, env agreement.Envelope) {
 	// Deal messages are small: a relayed connection to a provider behind
 	// NAT carries them while hole punching gets a direct one for tunnels.
 	sctx = network.WithAllowLimitedConn(sctx, "deal message")
-	s, err := n.host.NewStream(sctx, pid, agreement.ProtocolID)
+	err = n.connect(sctx, pid)
+	var s network.Stream
+	if err == nil {
+		s, err = n.host.NewStream(sctx, pid, agreement.ProtocolID)
+	}
 	if err != nil {
 		if ctx.Err() == nil {
 			n.log.Warn("deal message: open stream", "peer", pid, "type", env.Msg.Type(), "err", err)

@@ -61,6 +61,43 @@ func (n *Node) resolvePeer(s string) (peer.ID, error) {
 	return pid, nil
 }
 
+// pingTimeout bounds a ping, lookup and hole punch included (libp2p tries
+// a hole punch three times, some 15 s), and ends it before an SDK call's
+// default timeout would, so the caller gets the reason.
+const pingTimeout = 20 * time.Second
+
+// findPeerTimeout bounds a DHT lookup of a peer's addresses.
+const findPeerTimeout = 15 * time.Second
+
+// connect makes sure there is a connection to pid, dialling the addresses
+// the peerstore holds or, when it holds none, those a DHT lookup finds
+// (a provider behind NAT is found with its relay addresses). ctx decides,
+// as for a stream, whether a relayed connection will do. The lookup
+// itself may use relayed connections either way: its queries are small,
+// and a lookup that reaches its target only through a relay would
+// otherwise wait for a hole punch that may never come.
+func (n *Node) connect(ctx context.Context, pid peer.ID) error {
+	if n.host.Network().Connectedness(pid) != network.NotConnected {
+		// Connected, or through a relay only: a stream that needs a
+		// direct connection waits for the hole punch on its own.
+		return nil
+	}
+	ai := peer.AddrInfo{ID: pid}
+	if len(n.host.Peerstore().Addrs(pid)) == 0 {
+		fctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "find peer"), findPeerTimeout)
+		found, err := n.dht.FindPeer(fctx, pid)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("%w: find peer %s in the DHT: %w", api.ErrUnreachable, pid, err)
+		}
+		ai = found
+	}
+	if err := n.host.Connect(ctx, ai); err != nil {
+		return fmt.Errorf("%w: connect to %s: %w", api.ErrUnreachable, pid, err)
+	}
+	return nil
+}
+
 // Ping opens a stream to a peer (by peer ID or maker address) and times a
 // ping round trip over it. With direct, the stream must run over a direct
 // connection: a peer reached only through a relay is hole-punched first
@@ -71,25 +108,20 @@ func (n *Node) Ping(ctx context.Context, target string, direct bool) (sdk.PingRe
 	if err != nil {
 		return sdk.PingResult{}, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
 	defer cancel()
 	sctx := ctx
 	if !direct {
 		sctx = network.WithAllowLimitedConn(ctx, "ping")
 	}
-	if n.host.Network().Connectedness(pid) == network.NotConnected {
-		ai := peer.AddrInfo{ID: pid}
-		if len(n.host.Peerstore().Addrs(pid)) == 0 {
-			if ai, err = n.dht.FindPeer(ctx, pid); err != nil {
-				return sdk.PingResult{}, fmt.Errorf("%w: find peer %s in the DHT: %w", api.ErrUnreachable, pid, err)
-			}
-		}
-		if err := n.host.Connect(sctx, ai); err != nil {
-			return sdk.PingResult{}, fmt.Errorf("%w: connect to %s: %w", api.ErrUnreachable, pid, err)
-		}
+	if err := n.connect(sctx, pid); err != nil {
+		return sdk.PingResult{}, err
 	}
 	s, err := n.host.NewStream(sctx, pid, ping.ID)
 	if err != nil {
+		if direct && n.host.Network().Connectedness(pid) == network.Limited {
+			return sdk.PingResult{}, fmt.Errorf("%w: %s is reachable through a relay only: hole punching gave no direct connection (a symmetric NAT on its side or ours?): %w", api.ErrUnreachable, pid, err)
+		}
 		return sdk.PingResult{}, fmt.Errorf("%w: open stream to %s: %w", api.ErrUnreachable, pid, err)
 	}
 	defer s.Close()

@@ -443,6 +443,9 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 // (which renews the voucher) and tries again for a while.
 func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*tunnel.Conn, error) {
 	deadline := time.Now().Add(openPaidWait)
+	if err := n.connect(ctx, pid); err != nil {
+		return nil, fmt.Errorf("%w: %w", tunnel.ErrNoRoute, err)
+	}
 	for {
 		s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
 		if err != nil {

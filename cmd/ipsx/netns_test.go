@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -138,24 +139,29 @@ type mesh struct {
 }
 
 // newMesh builds the namespaces and starts the nodes, and returns once the
-// provider knows it is behind NAT and holds a relay reservation.
-func newMesh(t *testing.T, ctx context.Context) *mesh {
+// provider knows it is behind NAT and holds a relay reservation. With
+// symmetric, the provider's router is a symmetric NAT.
+func newMesh(t *testing.T, ctx context.Context, symmetric bool) *mesh {
 	n := netns.New(t)
 	inet := n.Switch("inet")
 	relayNS, provNS, reqNS := n.Namespace("relay"), n.Namespace("prov"), n.Namespace("req")
 	relayIP := netip.MustParseAddr("11.77.0.1")
 	inet.Attach(relayNS, netip.MustParsePrefix("11.77.0.1/24"))
-	home := func(name string, outside, lan string, host *netns.NS) {
+	home := func(name string, outside, lan string, host *netns.NS, symmetric bool) {
 		r := n.Namespace(name)
 		out := inet.Attach(r, netip.MustParsePrefix(outside))
 		gw := netip.MustParsePrefix(lan)
 		hostAddr := netip.PrefixFrom(gw.Addr().Next(), gw.Bits())
 		n.Link(r, gw, host, hostAddr)
-		r.Masquerade(out)
+		if symmetric {
+			r.SymmetricNAT(out)
+		} else {
+			r.Masquerade(out)
+		}
 		host.DefaultRoute(gw.Addr())
 	}
-	home("natp", "11.77.0.2/24", "192.168.10.1/24", provNS)
-	home("natr", "11.77.0.3/24", "192.168.20.1/24", reqNS)
+	home("natp", "11.77.0.2/24", "192.168.10.1/24", provNS, symmetric)
+	home("natr", "11.77.0.3/24", "192.168.20.1/24", reqNS, false)
 
 	relay := startNode(t, relayNS, "--relay-service")
 	var relayID string
@@ -193,7 +199,7 @@ func TestNATTraversal(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	m := newMesh(t, ctx)
+	m := newMesh(t, ctx, false)
 	prov, req := m.prov, m.req
 	// No --country: the offer is located from the address the relay sees
 	// the provider at, its router's.
@@ -212,18 +218,7 @@ func TestNATTraversal(t *testing.T) {
 	// The requester is connected to nobody but the relay at first: it
 	// finds the provider through the DHT rendezvous of shard DE and gets
 	// the offer from it.
-	await(t, ctx, "offer at the requester", func() (bool, string) {
-		var book []*orderbook.Order
-		if err := req.cli(ctx, &book, "book", "--country", "DE"); err != nil {
-			return false, err.Error()
-		}
-		for _, o := range book {
-			if o.ID() == offer.ID() {
-				return true, ""
-			}
-		}
-		return false, fmt.Sprintf("%d orders", len(book))
-	})
+	awaitOffer(t, ctx, req, offer.ID())
 
 	// Both NATs keep ports, so the relayed connection the rendezvous made
 	// was hole-punched into a direct one (gossip, like tunnels, needs one):
@@ -248,6 +243,75 @@ func TestNATTraversal(t *testing.T) {
 		}
 	}
 	t.Logf("provider reached through the relay and hole-punched: direct stream over %s, rtt %s; connections to it now: %v", direct.Conn.Addr, direct.RTT, kinds)
+}
+
+// TestNATTraversalSymmetric: a provider behind a symmetric NAT (a new
+// outside port for every flow, as carrier-grade NATs do) cannot be hole-
+// punched, but the requester still finds it through the rendezvous, gets
+// its offer, and reaches it through the relay; a stream that insists on a
+// direct connection fails with a clear error instead of hanging.
+func TestNATTraversalSymmetric(t *testing.T) {
+	if err := netns.Available(); err != nil {
+		t.Skipf("network namespaces: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	m := newMesh(t, ctx, true)
+	prov, req := m.prov, m.req
+	var offer orderbook.Order
+	if err := prov.cli(ctx, &offer, "offer", "create", "--price-per-hour", "1000"); err != nil {
+		t.Fatal(err)
+	}
+	var pst sdk.Status
+	if err := prov.cli(ctx, &pst, "status"); err != nil {
+		t.Fatal(err)
+	}
+	await(t, ctx, "requester connected to the provider through the rendezvous", func() (bool, string) {
+		var peers []sdk.Peer
+		if err := req.cli(ctx, &peers, "peers"); err != nil {
+			return false, err.Error()
+		}
+		for _, p := range peers {
+			if p.PeerID == pst.PeerID {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d peers", len(peers))
+	})
+
+	var relayed sdk.PingResult
+	if err := req.cli(ctx, &relayed, "ping", pst.PeerID); err != nil {
+		t.Fatalf("no stream through the relay to a provider behind a symmetric NAT: %v", err)
+	}
+	if !relayed.Conn.Relayed || !strings.HasPrefix(relayed.Conn.Addr, "/ip4/11.77.0.1/") {
+		t.Fatalf("ping ran over %+v, want the relay's circuit", relayed.Conn)
+	}
+	var direct sdk.PingResult
+	err := req.cli(ctx, &direct, "ping", "--direct", pst.PeerID)
+	if err == nil {
+		t.Fatalf("a direct connection through a symmetric NAT: %+v", direct.Conn)
+	}
+	if !strings.Contains(err.Error(), "reachable through a relay only") {
+		t.Errorf("direct ping through a symmetric NAT: %v, want an unreachable error", err)
+	}
+	t.Logf("provider behind a symmetric NAT reached through the relay only: stream over %s, rtt %s; direct: %v", relayed.Conn.Addr, relayed.RTT, err)
+}
+
+// awaitOffer waits until the offer is in m's book.
+func awaitOffer(t *testing.T, ctx context.Context, m *meshNode, id common.Hash) {
+	t.Helper()
+	await(t, ctx, "offer at the requester", func() (bool, string) {
+		var book []*orderbook.Order
+		if err := m.cli(ctx, &book, "book", "--country", "DE"); err != nil {
+			return false, err.Error()
+		}
+		for _, o := range book {
+			if o.ID() == id {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d orders", len(book))
+	})
 }
 
 // netnsRole runs this test binary as a helper program in a namespace:

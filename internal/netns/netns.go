@@ -404,7 +404,7 @@ func (ns *NS) DefaultRoute(via netip.Addr) {
 const routerRules = `table inet netns_router {
 	chain postrouting {
 		type nat hook postrouting priority srcnat; policy accept;
-		oifname "%[1]s" masquerade
+		oifname "%[1]s" masquerade%[2]s
 	}
 	chain forward {
 		type filter hook forward priority filter; policy drop;
@@ -423,7 +423,15 @@ const routerRules = `table inet netns_router {
 // Masquerade turns ns into an IPv4 home router whose outside is outIface,
 // an interface Attach or Link made in ns: it forwards, masquerades what
 // leaves through outIface, and drops new connections coming in on it.
-func (ns *NS) Masquerade(outIface string) {
+func (ns *NS) Masquerade(outIface string) { ns.masquerade(outIface, "") }
+
+// SymmetricNAT is Masquerade with a new random outside port for every
+// flow, as carrier-grade and many corporate NATs do: what a peer observes
+// of the inside host's address is of no use to any other peer, so hole
+// punching cannot work and only a relay reaches the host.
+func (ns *NS) SymmetricNAT(outIface string) { ns.masquerade(outIface, " fully-random") }
+
+func (ns *NS) masquerade(outIface, flags string) {
 	n := ns.net
 	n.t.Helper()
 	if !ns.hasIface(outIface) {
@@ -433,7 +441,7 @@ func (ns *NS) Masquerade(outIface string) {
 	// is the namespace's own. Through sh rather than sysctl(8): procps is
 	// not in minimal Debian images, sh always is.
 	n.ip("", "netns", "exec", ns.full, "sh", "-c", "echo 1 >/proc/sys/net/ipv4/ip_forward")
-	n.ip(fmt.Sprintf(routerRules, outIface), "netns", "exec", ns.full, nftPath, "-f", "-")
+	n.ip(fmt.Sprintf(routerRules, outIface, flags), "netns", "exec", ns.full, nftPath, "-f", "-")
 }
 
 // Exec returns a command that runs name with args inside ns, through
