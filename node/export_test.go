@@ -37,3 +37,7 @@ func (n *Node) RankOffers(offers []*orderbook.Order) []*orderbook.Order {
 	}
 	return out
 }
+
+// MaxFlowsPerProvider is the cap on a requester's open tunnel streams to
+// one provider.
+const MaxFlowsPerProvider = maxFlowsPerProvider

@@ -40,7 +40,8 @@ type tunnels struct {
 	egress   map[common.Hash][]netip.Addr    // provider: deal -> its exit IPs
 	next     atomic.Uint64                   // rotation counter
 	exit     *tunnel.Exit
-	kick     chan struct{} // wakes the usage reporter
+	kick     chan struct{}             // wakes the usage reporter
+	flows    map[peer.ID]chan struct{} // requester: open tunnel streams per provider (a semaphore)
 	socksLn  net.Listener
 	httpLn   net.Listener
 }
@@ -59,8 +60,8 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	t := &tunnels{
 		meters: map[common.Hash]*tunnel.Meter{}, logs: map[common.Hash]*requesterMeter{},
 		sessions: map[string]common.Hash{}, country: map[common.Hash]string{},
-		egress: map[common.Hash][]netip.Addr{},
-		kick:   make(chan struct{}, 1),
+		egress: map[common.Hash][]netip.Addr{}, flows: map[peer.ID]chan struct{}{},
+		kick: make(chan struct{}, 1),
 	}
 	n.tun = t
 	_ = n.db.View(func(txn *badger.Txn) error {
@@ -418,8 +419,13 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if err != nil {
 		return nil, fmt.Errorf("%w: provider unreachable: %v", tunnel.ErrNoRoute, err)
 	}
+	release, err := n.flowSlot(ctx, pid)
+	if err != nil {
+		return nil, err
+	}
 	c, err := n.openTunnel(ctx, pid, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: r.Session})
 	if err != nil {
+		release()
 		return nil, err
 	}
 	n.tun.mu.Lock()
@@ -433,7 +439,48 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if n.dealState != nil && n.dealState.intervalBytes >= 4 {
 		step = n.dealState.intervalBytes / 4
 	}
-	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage}, nil
+	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release}, nil
+}
+
+// maxFlowsPerProvider caps the tunnel streams a requester holds open to
+// one provider at once. All of them share one connection, and over QUIC a
+// peer accepts at most 256 streams at a time (go-libp2p's setting): past
+// that, stream opens wait, the deal's next voucher among them, and the
+// deal ends stalled for want of payment. The cap leaves room for deal
+// messages, gossip and the like; a connection over the cap waits up to
+// flowSlotWait for a flow to end.
+const (
+	maxFlowsPerProvider = 224
+	flowSlotWait        = 10 * time.Second
+)
+
+// flowSlot takes one of the provider's flow slots, waiting while all are
+// taken; release gives it back (once, however often it is called).
+func (n *Node) flowSlot(ctx context.Context, pid peer.ID) (release func(), err error) {
+	t := n.tun
+	t.mu.Lock()
+	sem, ok := t.flows[pid]
+	if !ok {
+		sem = make(chan struct{}, maxFlowsPerProvider)
+		t.flows[pid] = sem
+	}
+	t.mu.Unlock()
+	select {
+	case sem <- struct{}{}:
+	default:
+		start := time.Now()
+		wctx, cancel := context.WithTimeout(ctx, flowSlotWait)
+		defer cancel()
+		select {
+		case sem <- struct{}{}:
+			n.log.Debug("tunnel waited for a flow slot", "provider", pid, "waited", time.Since(start))
+		case <-wctx.Done():
+			return nil, fmt.Errorf("node: %d connections already open through provider %s, the most at once; none ended within %s",
+				maxFlowsPerProvider, pid, time.Since(start).Round(time.Millisecond))
+		}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { <-sem }) }, nil
 }
 
 // openTunnel opens a tunnel stream. A provider refuses new streams as "not
@@ -522,8 +569,9 @@ type meteredConn struct {
 	once sync.Once
 	// Every step bytes the usage reporter is woken, so the next voucher
 	// goes out before the paid-ahead interval runs out.
-	step uint64
-	kick func()
+	step    uint64
+	kick    func()
+	release func() // gives the provider's flow slot back
 }
 
 func (c *meteredConn) count(k int) {
@@ -554,5 +602,7 @@ func (c *meteredConn) Close() error {
 		_, _, _ = c.m.log.Append(c.Conn.Entry())
 		c.m.mu.Unlock()
 	})
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.release()
+	return err
 }
