@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/host/autorelay"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/proto"
 	relayv2 "github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	ma "github.com/multiformats/go-multiaddr"
 	manet "github.com/multiformats/go-multiaddr/net"
 )
@@ -48,7 +49,7 @@ func (n *Node) reachOptions() []libp2p.Option {
 		libp2p.AddrsFactory(n.withObservedAddrs),
 		// Answer other nodes' AutoNAT probes (rate-limited by libp2p).
 		libp2p.EnableNATService(),
-		libp2p.EnableHolePunching(),
+		libp2p.EnableHolePunching(holepunch.WithTracer(punchTracer{n})),
 		libp2p.EnableAutoRelayWithPeerSource(n.relayCandidates,
 			autorelay.WithMinCandidates(1),
 			autorelay.WithBootDelay(0),
@@ -139,6 +140,50 @@ type reach struct {
 	reachability network.Reachability
 	observed     map[peer.ID]ma.Multiaddr // per connected peer, the address it sees us at
 	sub          event.Subscription       // set by startHost
+	punched      int                      // hole-punch attempts (DCUtR) that gave a direct connection
+	punchFailed  int                      // and those that did not
+	punchErr     string                   // the last failure's reason
+}
+
+// punchTracer counts the outcome of each hole-punch attempt (DCUtR, up
+// to three per relayed connection) the node takes part in, on either side. A node that only ever fails to punch is reachable through
+// relays alone, which rules out tunnels; its operator is told once.
+type punchTracer struct{ n *Node }
+
+// punchWarnAfter is how many hole-punch attempts must fail, none succeeding,
+// before the node warns that it looks relay-only.
+const punchWarnAfter = 3
+
+func (t punchTracer) Trace(e *holepunch.Event) {
+	var ok bool
+	var reason string
+	switch ev := e.Evt.(type) {
+	case *holepunch.DirectDialEvt:
+		// The side that got the relayed connection first dials the
+		// other's public addresses; a failure there is not final.
+		if !ev.Success {
+			return
+		}
+		ok = true
+	case *holepunch.EndHolePunchEvt:
+		ok, reason = ev.Success, ev.Error
+	default:
+		return
+	}
+	n := t.n
+	n.reach.mu.Lock()
+	defer n.reach.mu.Unlock()
+	if ok {
+		n.reach.punched++
+		return
+	}
+	n.reach.punchFailed++
+	n.reach.punchErr = reason
+	if n.reach.punched == 0 && n.reach.punchFailed == punchWarnAfter {
+		n.log.Warn("hole punching has failed every time: peers reach this node through relays only, so requesters cannot open tunnels to it "+
+			"(a symmetric NAT, as with carrier-grade NAT?); forward a port to the node's --listen port, or try --upnp",
+			"failed", n.reach.punchFailed, "last", reason)
+	}
 }
 
 const maxObservers = 1000
@@ -272,6 +317,7 @@ func publicIP(addr string) (netip.Addr, bool) {
 func (n *Node) reachStatus(st *sdk.Status) {
 	n.reach.mu.Lock()
 	st.Reachability = reachabilityName(n.reach.reachability)
+	st.HolePunch = sdk.HolePunchStats{Succeeded: n.reach.punched, Failed: n.reach.punchFailed, LastError: n.reach.punchErr}
 	n.reach.mu.Unlock()
 	st.ObservedAddrs = n.observedAddrs()
 	st.RelayService = n.cfg.RelayService

@@ -69,6 +69,18 @@ type Status struct {
 	// RelayAddrs are the relayed addresses the node holds reservations for.
 	RelayAddrs   []string `json:"relayAddrs,omitempty"`
 	RelayService bool     `json:"relayService,omitempty"`
+	// HolePunch counts the hole punches the node took part in.
+	HolePunch HolePunchStats `json:"holePunch"`
+}
+
+// HolePunchStats are the outcomes of a node's hole punches (DCUtR): how
+// many gave a direct connection, how many did not, and the last failure.
+// Failures only, over and over, mean peers reach the node through relays
+// alone (a symmetric NAT), and so cannot open tunnels to it.
+type HolePunchStats struct {
+	Succeeded int    `json:"succeeded"`
+	Failed    int    `json:"failed"`
+	LastError string `json:"lastError,omitempty"`
 }
 
 // ObservedAddr is an address peers see the node at, and how many do.

@@ -220,9 +220,12 @@ func TestNATTraversal(t *testing.T) {
 	// the offer from it.
 	awaitOffer(t, ctx, req, offer.ID())
 
-	// Both NATs keep ports, so the relayed connection the rendezvous made
-	// was hole-punched into a direct one (gossip, like tunnels, needs one):
-	// a stream that insists on it runs straight to the provider's router.
+	// Both NATs keep ports, so the two nodes, which found each other at
+	// the rendezvous, get a direct connection through both NATs: by DCUtR
+	// over the relayed one, or by dialling each other's observed address
+	// at about the same time, which punches the same holes (status counts
+	// the DCUtR attempts). Gossip, like tunnels, needs it; a stream that
+	// insists on it runs straight to the provider's router.
 	var direct sdk.PingResult
 	if err := req.cli(ctx, &direct, "ping", "--direct", offer.Maker.Hex()); err != nil {
 		t.Fatalf("no direct connection through two port-preserving NATs: %v", err)
@@ -242,7 +245,10 @@ func TestNATTraversal(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("provider reached through the relay and hole-punched: direct stream over %s, rtt %s; connections to it now: %v", direct.Conn.Addr, direct.RTT, kinds)
+	ps, _ := prov.status(ctx)
+	rs, _ := req.status(ctx)
+	t.Logf("provider reached through both NATs: direct stream over %s, rtt %s; connections to it now: %v; DCUtR attempts: provider %+v, requester %+v",
+		direct.Conn.Addr, direct.RTT, kinds, ps.HolePunch, rs.HolePunch)
 }
 
 // TestNATTraversalSymmetric: a provider behind a symmetric NAT (a new
@@ -294,6 +300,11 @@ func TestNATTraversalSymmetric(t *testing.T) {
 	if !strings.Contains(err.Error(), "reachable through a relay only") {
 		t.Errorf("direct ping through a symmetric NAT: %v, want an unreachable error", err)
 	}
+	// The provider, whose hole punches all failed, says so.
+	await(t, ctx, "provider reports failed hole punches", func() (bool, string) {
+		st, err := prov.status(ctx)
+		return err == nil && st.HolePunch.Failed > 0 && st.HolePunch.Succeeded == 0, fmt.Sprintf("%+v %v", st.HolePunch, err)
+	})
 	t.Logf("provider behind a symmetric NAT reached through the relay only: stream over %s, rtt %s; direct: %v", relayed.Conn.Addr, relayed.RTT, err)
 }
 

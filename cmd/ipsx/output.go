@@ -111,6 +111,13 @@ func printStatus(w io.Writer, st *sdk.Status) error {
 	for _, a := range st.RelayAddrs {
 		fmt.Fprintf(tw, "relayed at:\t%s\n", a)
 	}
+	if hp := st.HolePunch; hp.Succeeded+hp.Failed > 0 {
+		line := fmt.Sprintf("%d succeeded, %d failed", hp.Succeeded, hp.Failed)
+		if hp.Succeeded == 0 {
+			line += ": reached through relays only, no tunnels (symmetric NAT?)"
+		}
+		fmt.Fprintf(tw, "hole punches:\t%s\n", line)
+	}
 	fmt.Fprintf(tw, "orders:\t%d in the book, %d own\n", st.Orders, st.OwnOrders)
 	fmt.Fprintf(tw, "uptime:\t%s (since %s)\n", st.Uptime, st.Started.UTC().Format(time.RFC3339))
 	if err := tw.Flush(); err != nil {
