@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 	"sync"
 	"time"
 
@@ -233,7 +232,7 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 			s.next, s.sentAt = nonce+1, time.Now()
 			return tx, nil
 		}
-		if !nonceTaken(err) || attempt == maxNonceRetries {
+		if !nonceTaken(err.Error()) || attempt == maxNonceRetries {
 			return nil, fmt.Errorf("send transaction: %w", classify(err))
 		}
 		fresh, perr := s.b.PendingNonceAt(ctx, s.from)
@@ -246,14 +245,6 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 
 // maxNonceRetries bounds how many taken nonces a send steps over.
 const maxNonceRetries = 8
-
-// nonceTaken reports whether a node refused a transaction because its
-// nonce is already used (as opposed to too high, or any other reason).
-func nonceTaken(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "nonce too low") || strings.Contains(msg, "replacement transaction underpriced") ||
-		strings.Contains(msg, "already known")
-}
 
 func (s *sender) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.receiptTimeout)

@@ -129,9 +129,16 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %s", ErrReverted, msg)
 	case strings.Contains(msg, "insufficient funds"):
 		return fmt.Errorf("%w: %s", ErrInsufficientFunds, msg)
-	case strings.Contains(msg, "nonce too low"), strings.Contains(msg, "nonce too high"),
-		strings.Contains(msg, "replacement transaction underpriced"), strings.Contains(msg, "already known"):
+	case nonceTaken(msg), strings.Contains(msg, "nonce too high"):
 		return fmt.Errorf("%w: %s", ErrNonce, msg)
 	}
 	return err
+}
+
+// nonceTaken reports whether a node's error message refuses a transaction
+// because its nonce is already used (as opposed to too high, or any other
+// reason).
+func nonceTaken(msg string) bool {
+	return strings.Contains(msg, "nonce too low") || strings.Contains(msg, "replacement transaction underpriced") ||
+		strings.Contains(msg, "already known")
 }

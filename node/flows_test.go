@@ -73,6 +73,7 @@ func socksDial(proxy string, target netip.AddrPort) (net.Conn, error) {
 // flowDeal starts a provider and a requester with an active deal between
 // them (the provider serving: it has the first voucher) and an echo server.
 func flowDeal(t *testing.T) (prov, req *node.Node, target netip.AddrPort) {
+	t.Helper()
 	_, tn := startDealNet(t, 2, "DE")
 	ctx := awaitCtx(t)
 	prov, req = tn.Members[0].Node, tn.Members[1].Node

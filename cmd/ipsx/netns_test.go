@@ -138,6 +138,19 @@ type mesh struct {
 	relay, prov, req *meshNode
 }
 
+// startMesh skips the test where namespaces are unavailable, else builds
+// the mesh (see newMesh) and returns it with a context for the test's
+// two minutes.
+func startMesh(t *testing.T, symmetric bool, reqArgs ...string) (context.Context, *mesh) {
+	t.Helper()
+	if err := netns.Available(); err != nil {
+		t.Skipf("network namespaces: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx, newMesh(t, ctx, symmetric, reqArgs...)
+}
+
 // newMesh builds the namespaces and starts the nodes, and returns once the
 // provider knows it is behind NAT and holds a relay reservation. With
 // symmetric, the provider's router is a symmetric NAT. The requester
@@ -195,12 +208,7 @@ func newMesh(t *testing.T, ctx context.Context, symmetric bool, reqArgs ...strin
 }
 
 func TestNATTraversal(t *testing.T) {
-	if err := netns.Available(); err != nil {
-		t.Skipf("network namespaces: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	m := newMesh(t, ctx, false, "--countries", "DE")
+	ctx, m := startMesh(t, false, "--countries", "DE")
 	prov, req := m.prov, m.req
 	// No --country: the offer is located from the address the relay sees
 	// the provider at, its router's.
@@ -258,12 +266,7 @@ func TestNATTraversal(t *testing.T) {
 // over the relayed connection (neither node dials the other on its own:
 // they share no rendezvous).
 func TestHolePunch(t *testing.T) {
-	if err := netns.Available(); err != nil {
-		t.Skipf("network namespaces: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	m := newMesh(t, ctx, false)
+	ctx, m := startMesh(t, false)
 	prov, req := m.prov, m.req
 	pst, err := prov.status(ctx)
 	if err != nil {
@@ -294,12 +297,7 @@ func TestHolePunch(t *testing.T) {
 // its offer, and reaches it through the relay; a stream that insists on a
 // direct connection fails with a clear error instead of hanging.
 func TestNATTraversalSymmetric(t *testing.T) {
-	if err := netns.Available(); err != nil {
-		t.Skipf("network namespaces: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
-	m := newMesh(t, ctx, true, "--countries", "DE")
+	ctx, m := startMesh(t, true, "--countries", "DE")
 	prov, req := m.prov, m.req
 	var offer orderbook.Order
 	if err := prov.cli(ctx, &offer, "offer", "create", "--price-per-hour", "1000"); err != nil {
