@@ -41,3 +41,7 @@ func (n *Node) RankOffers(offers []*orderbook.Order) []*orderbook.Order {
 // MaxFlowsPerProvider is the cap on a requester's open tunnel streams to
 // one provider.
 const MaxFlowsPerProvider = maxFlowsPerProvider
+
+// SaveAddressBook writes the address book now, as the node does every
+// bookSaveEvery.
+func (n *Node) SaveAddressBook() error { return n.savePeers() }

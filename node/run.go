@@ -104,7 +104,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 
 	select {
 	case <-ctx.Done():
-		n.savePeers()
+		if err := n.savePeers(); err != nil {
+			n.log.Warn("save address book", "err", err)
+		}
 		return nil
 	case err := <-apiErr:
 		if err != nil && !errors.Is(err, context.Canceled) {
