@@ -134,25 +134,26 @@ func (m *Machine) Available(pool uint64) uint32 {
 	return c
 }
 
-// HasReady reports whether Ready has anything.
+// HasReady reports whether there is output not yet handed out by Ready.
 func (m *Machine) HasReady() bool { return !m.ready.Empty() }
 
-// Ready returns what the node must do since the last Advance. The slices
-// are the caller's until Advance; calling Ready twice without Advance
-// returns the same actions.
+// Ready hands out what the node must do: everything produced since the
+// previous Ready. What it returns is in flight and belongs to the caller;
+// Steps taken before the matching Advance produce the next Ready, never
+// lost and never merged into the one handed out (raft's acceptReady).
 func (m *Machine) Ready() Ready {
 	r := m.ready
-	r.Deals = slices.Clone(r.Deals)
+	m.ready = Ready{}
+	clear(m.dirty)
 	return r
 }
 
-// Advance acknowledges the last Ready: the deals are persisted and the
-// actions taken (or handed to whoever takes them). The next Ready holds
-// only what happened after.
-func (m *Machine) Advance() {
-	m.ready = Ready{}
-	clear(m.dirty)
-}
+// Advance acknowledges the last Ready: its deals are persisted and its
+// actions taken (or handed to whoever takes them). Output of Steps taken
+// since that Ready stays for the next one. The machine keeps nothing for
+// a Ready once handed out, so Advance has no state to clear; it marks the
+// end of the node's procedure and stays for callers that pair the two.
+func (m *Machine) Advance() {}
 
 func unix(t time.Time) uint64 {
 	if t.Unix() < 0 {
