@@ -1052,6 +1052,15 @@ func (m *Machine) Tick(now time.Time) error {
 
 func (s *step) tick() error {
 	d, now, cfg := s.d, s.now, s.m.cfg
+	if d.Local() == StatusCompleted && d.Chain == StatusNone && now >= satAdd(d.Terms.Deadline, secs(cfg.RefundGrace)) {
+		// Served, but its opening vanished in a reorganisation and was not
+		// mined again by the refund time: nothing is locked on chain and
+		// nothing can be settled any more.
+		d.setLocal(StatusExpired)
+		d.Reason, d.Pending = ReasonNotFunded, TxNone
+		s.detail = "the deal's opening was reorganised away and not mined again"
+		return nil
+	}
 	if d.Role == RoleProvider {
 		switch d.Provider {
 		case StatusAccepted:
@@ -1129,7 +1138,9 @@ func (s *step) retryTx() {
 		return
 	}
 	if d.Pending == TxOpen {
-		if d.Chain != StatusNone || d.Requester != StatusAccepted {
+		// Accepted and waiting for funding, or served already and the open
+		// vanished in a reorg: the provider needs it open to settle.
+		if d.Chain != StatusNone || d.Requester != StatusAccepted && d.Requester != StatusCompleted {
 			return
 		}
 	} else if d.Chain != StatusFunded {

@@ -46,6 +46,7 @@ type DealEvent struct {
 	Bytes       uint64         // settled
 	ConnLogHash common.Hash    // settled
 	Block       uint64
+	BlockHash   common.Hash
 }
 
 // maxLogRange bounds one eth_getLogs query; public endpoints refuse wide
@@ -67,13 +68,28 @@ func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint
 	if to-from >= maxLogRange {
 		to = from + maxLogRange - 1
 	}
+	out, err := c.DealEventsIn(ctx, from, to)
+	if err != nil {
+		return nil, from, err
+	}
+	return out, to + 1, nil
+}
+
+// DealEventsIn returns the Escrow's deal events in blocks [from, to],
+// oldest first, each with the number and hash of its block. Logs a
+// reorganisation removed are left out; a caller that acted on an event
+// notices its block's hash change (BlockAt) and undoes it.
+func (c *Client) DealEventsIn(ctx context.Context, from, to uint64) ([]DealEvent, error) {
+	if to < from {
+		return nil, nil
+	}
 	logs, err := c.s.b.FilterLogs(ctx, ethereum.FilterQuery{
 		FromBlock: new(big.Int).SetUint64(from),
 		ToBlock:   new(big.Int).SetUint64(to),
 		Addresses: []common.Address{c.c.Escrow},
 	})
 	if err != nil {
-		return nil, from, fmt.Errorf("deal events %d..%d: %w", from, to, err)
+		return nil, fmt.Errorf("deal events %d..%d: %w", from, to, err)
 	}
 	var out []DealEvent
 	for i := range logs {
@@ -81,17 +97,37 @@ func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint
 		if l.Removed {
 			continue
 		}
-		if e, err := c.escrow.UnpackOpenedEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventOpened, DealID: e.DealId, Provider: e.Provider, Requester: e.Requester, MaxAmount: e.MaxAmount, Block: l.BlockNumber})
-		} else if e, err := c.escrow.UnpackSettledEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventSettled, DealID: e.DealId, Amount: e.Amount, Commission: e.Commission, Bytes: e.ByteCount, ConnLogHash: e.ConnLogHash, Block: l.BlockNumber})
-		} else if e, err := c.escrow.UnpackRefundedEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventRefunded, DealID: e.DealId, Amount: e.Amount, Block: l.BlockNumber})
-		} else if e, err := c.escrow.UnpackCancelledEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventCancelled, DealID: e.DealId, Block: l.BlockNumber})
+		var e DealEvent
+		if ev, err := c.escrow.UnpackOpenedEvent(l); err == nil {
+			e = DealEvent{Kind: EventOpened, DealID: ev.DealId, Provider: ev.Provider, Requester: ev.Requester, MaxAmount: ev.MaxAmount}
+		} else if ev, err := c.escrow.UnpackSettledEvent(l); err == nil {
+			e = DealEvent{Kind: EventSettled, DealID: ev.DealId, Amount: ev.Amount, Commission: ev.Commission, Bytes: ev.ByteCount, ConnLogHash: ev.ConnLogHash}
+		} else if ev, err := c.escrow.UnpackRefundedEvent(l); err == nil {
+			e = DealEvent{Kind: EventRefunded, DealID: ev.DealId, Amount: ev.Amount}
+		} else if ev, err := c.escrow.UnpackCancelledEvent(l); err == nil {
+			e = DealEvent{Kind: EventCancelled, DealID: ev.DealId}
+		} else {
+			continue
 		}
+		e.Block, e.BlockHash = l.BlockNumber, l.BlockHash
+		out = append(out, e)
 	}
-	return out, to + 1, nil
+	return out, nil
+}
+
+// BlockAt returns the number, hash and timestamp of block n (nil: the
+// latest). For a block the chain does not have it returns an error
+// wrapping ethereum.NotFound.
+func (c *Client) BlockAt(ctx context.Context, n *uint64) (number uint64, hash common.Hash, time uint64, err error) {
+	var num *big.Int
+	if n != nil {
+		num = new(big.Int).SetUint64(*n)
+	}
+	h, err := c.s.b.HeaderByNumber(ctx, num)
+	if err != nil {
+		return 0, common.Hash{}, 0, fmt.Errorf("chain block %v: %w", num, err)
+	}
+	return h.Number.Uint64(), h.Hash(), h.Time, nil
 }
 
 // Params are the Escrow's constants fixed at deployment.

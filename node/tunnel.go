@@ -14,6 +14,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/agreement"
+	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/tunnel"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -96,7 +97,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
-	n.host.SetStreamHandler(tunnel.ProtocolID, func(s network.Stream) {
+	n.handle(tunnel.ProtocolID, func(s network.Stream) {
 		sctx := context.WithValue(n.runCtx, peerKey{}, s.Conn().RemotePeer())
 		if err := t.exit.ServeStream(sctx, s); err != nil {
 			n.log.Debug("tunnel stream", "peer", s.Conn().RemotePeer(), "err", err)
@@ -120,9 +121,16 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("node: proxy listen on %s: %w", l.addr, err)
 		}
 		*l.ln = ln
-		serve := l.serve
+		serve, addr := l.serve, ln.Addr()
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = serve(ctx, ln) }()
+		go func() {
+			defer wg.Done()
+			// A proxy that stops serving ends the node: a requester whose
+			// proxy is gone must not look healthy.
+			if err := serve(ctx, ln); err != nil && ctx.Err() == nil {
+				n.fail(fmt.Errorf("node: proxy on %s: %w", addr, err))
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); n.reportUsage(ctx) }()
@@ -158,7 +166,7 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 		// its way: the requester starts routing as it signs it) or whose
 		// paid-ahead amount is used up is "not paid": the requester may pay
 		// and retry. Anything else is inactive.
-		if r, err := n.readDeal(h.DealID); err == nil && r.Deal.Role == agreement.RoleProvider &&
+		if r, ok := n.dealRecord(h.DealID); ok && r.Deal.Role == agreement.RoleProvider &&
 			awaitsPayment(r.Deal.Provider) && r.Deal.Terms.Requester == addr {
 			return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrNotPaid, h.DealID.Hex())
 		}
@@ -195,7 +203,7 @@ func (n *Node) egressFor(id common.Hash) netip.Addr {
 	addrs, ok := t.egress[id]
 	if !ok {
 		want := uint32(1)
-		if r, err := n.readDeal(id); err == nil && r.Deal.Terms.IPs > 0 {
+		if r, ok := n.dealRecord(id); ok && r.Deal.Terms.IPs > 0 {
 			want = r.Deal.Terms.IPs
 		}
 		use := map[netip.Addr]int{}
@@ -228,13 +236,13 @@ func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 	}
 	cfg := tunnel.MeterConfig{OnStarved: n.kickUsage}
 	var used uint64
-	if r, err := n.readDeal(id); err == nil {
+	if r, ok := n.dealRecord(id); ok {
 		cfg.Deadline = time.Unix(int64(r.Deal.Terms.Deadline), 0)
 		if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
 			cfg.BitsPerSecond = uint64(o.Bandwidth) * 1_000_000
 		}
-		if v := r.Deal.Voucher; v != nil && n.dealState != nil {
-			cfg.Allowance = v.Voucher.Bytes + 2*n.dealState.intervalBytes
+		if v := r.Deal.Voucher; v != nil {
+			cfg.Allowance = v.Voucher.Bytes + 2*n.deals.IntervalBytes()
 		}
 		used = r.Deal.Bytes
 	}
@@ -272,7 +280,7 @@ func (n *Node) kickUsage() {
 // stopTunnels acts on revoked permissions: a deal that ended has its
 // streams cut; one that is only waiting for payment has them paused, so a
 // voucher that arrives in time resumes them.
-func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
+func (n *Node) stopTunnels(ps []agreement.Permission) {
 	if n.tun == nil {
 		return
 	}
@@ -284,8 +292,8 @@ func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
 			continue
 		}
 		if m, ok := t.meters[p.DealID]; ok {
-			d, known := st.m.Deal(p.DealID)
-			if known && d.Provider == agreement.StatusActive {
+			r, known := n.dealRecord(p.DealID)
+			if known && r.Deal.Provider == agreement.StatusActive {
 				s := m.Stats()
 				m.SetAllowance(max(s.Up+s.Down, 1))
 			} else {
@@ -301,43 +309,41 @@ func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
 }
 
 // endTunnels cuts the streams of provider deals whose service is over.
-func (n *Node) endTunnels(ups []agreement.Update) {
+func (n *Node) endTunnels(recs []deals.Record) {
 	if n.tun == nil {
 		return
 	}
 	n.tun.mu.Lock()
 	defer n.tun.mu.Unlock()
-	for _, u := range ups {
-		if u.Deal.Role != agreement.RoleProvider {
+	for i := range recs {
+		d := &recs[i].Deal
+		if d.Role != agreement.RoleProvider {
 			continue
 		}
-		switch u.Deal.Provider {
+		switch d.Provider {
 		case agreement.StatusActive, agreement.StatusFunded, agreement.StatusAccepted:
 			continue
 		}
-		if m, ok := n.tun.meters[u.Deal.ID]; ok {
+		if m, ok := n.tun.meters[d.ID]; ok {
 			m.Stop(nil)
 		}
 	}
 }
 
-// refreshUsage steps the provider's current meter reading of a deal into
-// the machine (on the deal loop).
-func (n *Node) refreshUsage(m *agreement.Machine, id common.Hash) {
+// providerUsage is the provider's current meter reading of a deal.
+func (n *Node) providerUsage(id common.Hash) (uint64, common.Hash, bool) {
 	if n.tun == nil {
-		return
+		return 0, common.Hash{}, false
 	}
 	n.tun.mu.Lock()
 	meter, ok := n.tun.meters[id]
 	n.tun.mu.Unlock()
 	if !ok {
-		return
+		return 0, common.Hash{}, false
 	}
 	st := meter.Stats()
 	head, _ := meter.Log().Head()
-	if d, known := m.Deal(id); known && st.Up+st.Down > d.Bytes {
-		_ = m.Step(agreement.Usage{At: n.now(), DealID: id, Bytes: st.Up + st.Down, ConnLogHash: head})
-	}
+	return st.Up + st.Down, head, true
 }
 
 // reportUsage feeds each deal's bytes and connection-log head to the
@@ -376,9 +382,7 @@ func (n *Node) reportUsage(ctx context.Context) {
 			if b, ok := last[u.id]; ok && b == u.bytes {
 				continue
 			}
-			err := n.dealDo(ctx, func(m *agreement.Machine) error {
-				return m.Step(agreement.Usage{At: n.now(), DealID: u.id, Bytes: u.bytes, ConnLogHash: u.head})
-			})
+			err := n.deals.Usage(ctx, u.id, u.bytes, u.head)
 			if err == nil {
 				last[u.id] = u.bytes
 			} else if ctx.Err() == nil {
@@ -386,18 +390,6 @@ func (n *Node) reportUsage(ctx context.Context) {
 			}
 		}
 	}
-}
-
-// rememberCountry keeps the country of a requester's deal (its offer's), for
-// routing by proxy username.
-func (n *Node) rememberCountry(id common.Hash, cc string) {
-	if n.tun == nil {
-		return
-	}
-	n.tun.mu.Lock()
-	n.tun.country[id] = cc
-	n.tun.mu.Unlock()
-	_ = n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDealCountry+id.Hex()), []byte(cc)) })
 }
 
 // routeTunnel is the proxies' router: pick an active deal for the route
@@ -411,9 +403,9 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if err != nil {
 		return nil, err
 	}
-	rec, err := n.readDeal(id)
-	if err != nil {
-		return nil, err
+	rec, ok := n.dealRecord(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: deal %s is gone", tunnel.ErrNoRoute, id.Hex())
 	}
 	pid, err := n.peerOf(rec.Deal.Terms.Provider)
 	if err != nil {
@@ -431,13 +423,15 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	n.tun.mu.Lock()
 	m, ok := n.tun.logs[id]
 	if !ok {
+		// After a restart the deal's count goes on from its record.
 		m = &requesterMeter{}
+		m.bytes.Store(rec.Deal.Bytes)
 		n.tun.logs[id] = m
 	}
 	n.tun.mu.Unlock()
 	step := uint64(1 << 20)
-	if n.dealState != nil && n.dealState.intervalBytes >= 4 {
-		step = n.dealState.intervalBytes / 4
+	if ib := n.deals.IntervalBytes(); ib >= 4 {
+		step = ib / 4
 	}
 	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release}, nil
 }
@@ -525,19 +519,22 @@ const openPaidWait = 10 * time.Second
 // the machine lets carry traffic.
 func (n *Node) pickDeal(r tunnel.Route) (common.Hash, error) {
 	t := n.tun
-	n.permMu.Lock()
-	var ids []common.Hash
-	for id, p := range n.perms {
-		if p.Role == agreement.RoleRequester {
-			ids = append(ids, id)
+	ids := n.deals.ServingDeals(agreement.RoleRequester)
+	countries := make(map[common.Hash]string, len(ids))
+	for _, id := range ids {
+		if rec, ok := n.dealRecord(id); ok && rec.Offer != nil {
+			countries[id] = rec.Offer.Location.Country
 		}
 	}
-	n.permMu.Unlock()
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ok []common.Hash
 	for _, id := range ids {
-		if r.Country == "" || t.country[id] == r.Country {
+		cc, known := countries[id]
+		if !known {
+			cc = t.country[id] // a deal from before records kept their offer
+		}
+		if r.Country == "" || cc == r.Country {
 			ok = append(ok, id)
 		}
 	}
