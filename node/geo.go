@@ -106,11 +106,14 @@ func (n *Node) locate(p *sdk.OfferParams) (unverified bool, err error) {
 type offerLoc struct {
 	Location   orderbook.Location `json:"location"`
 	Unverified bool               `json:"unverified,omitempty"`
+	// IPType routes proxy usernames with type-… (tunnel.go).
+	IPType orderbook.IPType `json:"ipType,omitempty"`
 }
 
-// rememberOffer keeps the location of a deal's offer for the geo check.
+// rememberOffer keeps the location of a deal's offer for the geo check,
+// and with its IP type for routing proxy usernames.
 func (n *Node) rememberOffer(id common.Hash, o *orderbook.Order) {
-	b, err := json.Marshal(offerLoc{Location: o.Location, Unverified: o.Unverified})
+	b, err := json.Marshal(offerLoc{Location: o.Location, Unverified: o.Unverified, IPType: o.IPType})
 	if err == nil {
 		err = n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyOfferLoc+id.Hex()), b) })
 	}
