@@ -212,7 +212,9 @@ func TestFrontDoor(t *testing.T) {
 			t.Errorf("the target saw %d requests without credentials", n-before)
 		}
 		ways := []func(user string) []string{
-			func(user string) []string { return []string{"--socks5-hostname", socks, "--proxy-user", user + ":" + pw} },
+			func(user string) []string {
+				return []string{"--socks5-hostname", socks, "--proxy-user", user + ":" + pw}
+			},
 			func(user string) []string { return []string{"--proxy", hp, "--proxy-user", user + ":" + pw} },
 			func(user string) []string { return []string{"-p", "--proxy", hp, "--proxy-user", user + ":" + pw} },
 		}
