@@ -233,27 +233,50 @@ func TestTunnelBigDownload(t *testing.T) {
 }
 
 // TestAutoBuy: a requester with auto-buy on (as testnet requesters are)
-// holds a proxy connection for a country it has no deal in, buys one within
-// its budget, and serves the connection through it; a country nobody
-// offers fails with a clear proxy error once the wait is over.
+// holds a proxy connection for a route it has no deal for, buys one within
+// its budget, and serves the connection through it. The route names a city
+// (folded: "berlin" for the offer's "Berlin") and an IP type, and the
+// request auto-buy places asks for both, spelt as the offer spells them. A
+// country nobody offers fails with a clear proxy error once the wait is
+// over.
 func TestAutoBuy(t *testing.T) {
 	dc := startGraceChain(t)
 	ab := testnet.DefaultAutoBuy()
 	ab.Wait = 20 * time.Second
 	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
-		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}})
+		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)},
+		Offer: func(i int, cc string) sdk.OfferParams {
+			o := testnet.DefaultOffer(i, cc)
+			o.City, o.IPType = "Berlin", "mobile"
+			return o
+		}})
 	prov, req := tn.Members[0], tn.Members[1].Node
 	actx := awaitCtx(t)
 	awaitOffers(t, actx, req, 1)
 	target := "http://" + whoami(t) + "/"
-	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "country-DE:"+req.ProxyPassword(), target); got != prov.IP {
-		t.Errorf("auto-bought DE route: server saw %q, want %s", got, prov.IP)
+	pw := req.ProxyPassword()
+	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "customer-x-cc-de-city-berlin-type-mobile:"+pw, target); got != prov.IP {
+		t.Errorf("auto-bought DE Berlin mobile route: server saw %q, want %s", got, prov.IP)
 	}
 	ds, _ := req.Deals(actx)
 	if len(ds) != 1 {
-		t.Errorf("auto-buy made %d deals, want 1", len(ds))
+		t.Fatalf("auto-buy made %d deals, want 1", len(ds))
 	}
-	out, err := exec.CommandContext(actx, "curl", "-sS", "--fail", "--max-time", "60", "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-JP:"+req.ProxyPassword(), target).CombinedOutput()
+	r, err := req.Order(actx, common.HexToHash(ds[0].RequestID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Location.Country != "DE" || r.Location.City != "Berlin" || r.IPType.String() != "mobile" {
+		t.Errorf("auto-buy's request asks for %+v %s, want DE, Berlin, mobile", r.Location, r.IPType)
+	}
+	// The same place again: the deal serves it, no second purchase.
+	if got := curl(t, "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-DE-city-berlin:"+pw, target); got != prov.IP {
+		t.Errorf("second connection: server saw %q", got)
+	}
+	if ds, _ := req.Deals(actx); len(ds) != 1 {
+		t.Errorf("%d deals after a second connection, want 1", len(ds))
+	}
+	out, err := exec.CommandContext(actx, "curl", "-sS", "--fail", "--max-time", "60", "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-JP:"+pw, target).CombinedOutput()
 	if err == nil {
 		t.Errorf("auto-buy in a country nobody offers succeeded: %s", out)
 	}
