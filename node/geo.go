@@ -105,6 +105,8 @@ func (n *Node) locate(p *sdk.OfferParams) (unverified bool, err error) {
 type offerLoc struct {
 	Location   orderbook.Location `json:"location"`
 	Unverified bool               `json:"unverified,omitempty"`
+	// IPType routes proxy usernames with type-… (tunnel.go).
+	IPType orderbook.IPType `json:"ipType,omitempty"`
 }
 
 // geoCheck checks, once per deal, where the provider of a requester's

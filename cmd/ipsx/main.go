@@ -95,6 +95,7 @@ the config file, then the default.`,
 		peersCommand(a),
 		pingCommand(a),
 		eventsCommand(a),
+		proxyCommand(a),
 		versionCommand(a),
 	)
 	root.AddCommand(nodeCommands(a)...)
