@@ -500,7 +500,7 @@ func dealView(r *deals.Record, history bool) sdk.Deal {
 		Start: unixTime(t.Start), Deadline: unixTime(t.Deadline),
 		Paid: d.Paid().String(), Bytes: d.Bytes,
 		Settled: bigStr(d.SettledAmount), Commission: bigStr(d.Commission), Refunded: bigStr(d.RefundAmount),
-		Unacked: len(r.Out), TxError: d.TxError,
+		Unacked: len(r.Out), TxError: d.TxError, Acked: bigStr(r.Acked),
 	}
 	if d.Pending != agreement.TxNone {
 		v.Pending = d.Pending.String()

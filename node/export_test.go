@@ -51,3 +51,7 @@ func (n *Node) SaveAddressBook() error { return n.savePeers() }
 // ConnLogMatches is the provider's check of a voucher's connection-log
 // hash (connLogMatches).
 func (n *Node) ConnLogMatches(deal, hash common.Hash) bool { return n.connLogMatches(deal, hash) }
+
+// BreakSOCKSListener closes the SOCKS proxy's listener under the running
+// node, as a dying socket would.
+func (n *Node) BreakSOCKSListener() error { return n.tun.socksLn.Close() }

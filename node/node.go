@@ -18,6 +18,7 @@ import (
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/geo"
+	"github.com/ipsx/ipsx/internal/crash"
 	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -325,7 +326,11 @@ func (n *Node) signAndPublish(ctx context.Context, o *orderbook.Order) (*orderbo
 	if err := n.addLocal(ctx, o); err != nil {
 		return nil, err
 	}
+	crash.Point("order.created." + o.Kind.String())
 	n.registerOwnOffer(ctx, o)
+	if o.Kind == orderbook.KindRequest && n.deals != nil {
+		n.deals.KickProposer()
+	}
 	return o, nil
 }
 

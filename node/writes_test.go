@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 
 	"github.com/ipsx/ipsx/node"
 	"github.com/ipsx/ipsx/testnet"
@@ -110,4 +113,43 @@ func TestAddressBookDoesNotBlockWrites(t *testing.T) {
 	}
 	t.Logf("address book saved %d times on both nodes", saves)
 	fw.check(t)
+}
+
+// TestProxyFailureEndsRun: a SOCKS listener that dies under a running
+// requester ends Run with its error, instead of a node that looks healthy
+// and proxies nothing (it used to be ignored).
+func TestProxyFailureEndsRun(t *testing.T) {
+	dc := startGraceChain(t)
+	dir := t.TempDir()
+	cfg := node.Config{Listen: []string{"/ip4/127.0.0.1/tcp/0"}, SOCKS: "127.0.0.1:0", HTTP: "off",
+		ChainID: dc.Contracts().ChainID.Uint64(), Escrow: dc.Contracts().Escrow.Hex()}
+	k, err := ethcrypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(dir, "", cfg, node.WithKey(k), node.WithoutAPI(), node.WithChain(dc.Client(), dc.Contracts()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("Run: %v", err)
+	}
+	if err := n.BreakSOCKSListener(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "proxy on 127.0.0.1") {
+			t.Fatalf("Run returned %v, want the proxy's error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Run went on with its SOCKS proxy gone")
+	}
 }

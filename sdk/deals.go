@@ -44,6 +44,9 @@ type Deal struct {
 	// Unacked counts this side's messages it has not acknowledged yet.
 	PeerStatus string `json:"peerStatus,omitempty"`
 	Unacked    int    `json:"unacked,omitempty"`
+	// Acked is the newest voucher amount the provider acknowledged
+	// (requester side): at least what it can settle for.
+	Acked string `json:"acked,omitempty"`
 	// Settled, Commission and Refunded are the chain's outcome.
 	Settled    string `json:"settled,omitempty"`
 	Commission string `json:"commission,omitempty"`

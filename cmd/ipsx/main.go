@@ -54,10 +54,12 @@ type app struct {
 	json                bool
 }
 
+// Every PersistentPreRunE on the way from the root runs, so a command with
+// its own hook still gets its flags bound. (A package setting, set once:
+// tests build roots in parallel.)
+func init() { cobra.EnableTraverseRunHooks = true }
+
 func newRoot(a *app) *cobra.Command {
-	// Every PersistentPreRunE on the way from the root runs, so a command
-	// with its own hook still gets its flags bound.
-	cobra.EnableTraverseRunHooks = true
 	root := &cobra.Command{
 		Use:   "ipsx",
 		Short: "IPSX: rent and rent out IP addresses, peer to peer",

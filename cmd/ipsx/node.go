@@ -29,6 +29,10 @@ type nodeFlags struct {
 	passwordFile string
 	logLevel     string
 
+	exitLoopback  bool
+	devFastDeals  bool
+	confirmations uint64
+
 	autoBuy         bool
 	autoBuyBudget   string
 	autoBuyPriceH   string
@@ -63,6 +67,34 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.autoBuyDuration, "auto-buy-duration", 10*time.Minute, "length of each auto-bought deal")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.BoolVar(&f.exitLoopback, "exit-allow-loopback", false, "provider: let the exit reach this machine's loopback (local smoke tests only: it exposes every local service to the requesters)")
+	fl.Uint64Var(&f.confirmations, "confirmations", 0, "act on escrow events once this many blocks are on top of theirs (0 for a dev chain; a few on a real chain)")
+	fl.BoolVar(&f.devFastDeals, "dev-fast-deals", false, "run the deal protocol's clocks in seconds (pay-ahead interval, timeouts, graces: for tests and local testnets)")
+	_ = fl.MarkHidden("dev-fast-deals")
+}
+
+// devDealConfig are the clocks of --dev-fast-deals: a whole deal runs in
+// seconds (the node tests use the same).
+var devDealConfig = node.DealConfig{
+	IntervalSeconds: 3, ProposalTimeout: 3 * time.Second, ReservationTimeout: 20 * time.Second,
+	FundingTimeout: 15 * time.Second, PaymentGrace: 4 * time.Second, TxRetry: 2 * time.Second,
+	TrafficBudgetGB: 1, Tick: 200 * time.Millisecond, SeriesBackoff: 2 * time.Second,
+}
+
+// dealOptions are the node options the deal flags ask for.
+func (f *nodeFlags) dealOptions(log *slog.Logger) []node.Option {
+	var opts []node.Option
+	dc := node.DealConfig{}
+	if f.devFastDeals {
+		dc = devDealConfig
+	}
+	dc.Confirmations = f.confirmations
+	opts = append(opts, node.WithDeals(dc))
+	if f.exitLoopback {
+		log.Warn("exit to loopback allowed (--exit-allow-loopback): requesters can reach every service on this machine's 127.0.0.0/8; for local smoke tests only")
+		opts = append(opts, node.WithUnsafeLoopbackExit())
+	}
+	return opts
 }
 
 // password reads the keystore passphrase from --password-file or
@@ -154,7 +186,7 @@ loopback are refused unless --allow-public-listen.`,
 			}
 			cfg := f.cfg
 			cfg.API = a.api
-			opts := []node.Option{node.WithLogger(log)}
+			opts := append([]node.Option{node.WithLogger(log)}, f.dealOptions(log)...)
 			if f.autoBuy {
 				ab, err := f.autoBuyConfig()
 				if err != nil {
@@ -262,6 +294,7 @@ escrow deployed and dev accounts funded, serves it over JSON-RPC on --http
 	}
 	cmd.Flags().StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8545", "JSON-RPC listen address (loopback)")
 	cmd.Flags().IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded dev accounts")
+	cmd.Flags().Uint64Var(&cfg.GraceSeconds, "grace", cfg.GraceSeconds, "escrow refund grace after a deal's deadline, seconds")
 	return cmd
 }
 

@@ -295,6 +295,7 @@ func (c *core) chainEvents(now time.Time, unwound, evs []Event) error {
 	}
 	for _, e := range evs {
 		if _, ok := c.m.Deal(e.DealID); ok {
+			crash.Point("deal.chain." + eventKind(e.Ev))
 			c.step(withTime(e.Ev, now))
 		}
 	}
@@ -448,6 +449,9 @@ func (c *core) applyAcks(from common.Address, acks []agreement.Ack) []common.Has
 		}
 		n := 0
 		for n < len(r.Out) && r.Out[n].Seq <= a.Seq {
+			if v, ok := r.Out[n].msg.(*agreement.SignedVoucher); ok && (r.Acked == nil || v.Voucher.Amount.Cmp(r.Acked) > 0) {
+				r.Acked = new(big.Int).Set(v.Voucher.Amount)
+			}
 			n++
 		}
 		if n == 0 {

@@ -122,8 +122,10 @@ type Record struct {
 	Out  []Outgoing `json:"out,omitempty"`
 	Sent uint64     `json:"sent,omitempty"`
 	Recv uint64     `json:"recv,omitempty"`
-	// Queued is the amount of the newest voucher put in Out (requester).
+	// Queued is the amount of the newest voucher put in Out (requester);
+	// Acked the newest the counterparty acknowledged (it had it on disk).
 	Queued *big.Int `json:"queued,omitempty"`
+	Acked  *big.Int `json:"acked,omitempty"`
 	// PeerStatus is the counterparty's own status of the deal, as its last
 	// acknowledgement said.
 	PeerStatus agreement.Status `json:"peerStatus,omitempty"`
@@ -141,6 +143,9 @@ func (r *Record) clone() Record {
 	c.Out = append([]Outgoing(nil), r.Out...)
 	if r.Queued != nil {
 		c.Queued = new(big.Int).Set(r.Queued)
+	}
+	if r.Acked != nil {
+		c.Acked = new(big.Int).Set(r.Acked)
 	}
 	c.Peer.Addrs = append([]string(nil), r.Peer.Addrs...)
 	return c
