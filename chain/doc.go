@@ -3,8 +3,9 @@
 // artifacts (build/) and go-ethereum abigen v2 bindings (bindings/), the
 // escrow Client that submits and waits for transactions, the embedded
 // development chain (DevChain, go-ethereum's simulated beacon and a real EVM,
-// optionally served over JSON-RPC on loopback) and Dial for any other
-// Ethereum JSON-RPC endpoint.
+// optionally served over JSON-RPC on loopback), Dial and DialAll for any
+// other Ethereum JSON-RPC endpoint, and VerifyDeployment, which checks that
+// an address holds this build's contracts.
 //
 // It must not import libp2p, the tunnel or the node: the agreement state
 // machine decides which transaction to submit, this package only submits it
@@ -17,11 +18,50 @@
 // optimizer on; abigen from go.mod's tool directive) and committed, so a
 // build needs no compiler. check-generated.sh fails if they are stale.
 //
+// # Real chains: fees, failover, confirmations and reorgs
+//
+// Transactions are EIP-1559 (tip from eth_maxPriorityFeePerGas, fee cap
+// tip + 2 × base fee). One that stays unmined for WithReplaceAfter (40 s by
+// default) is replaced by the same nonce with both fees raised by an
+// eighth, or to the node's current suggestion, up to maxReplacements times;
+// the call returns the receipt of whichever is mined.
+//
+// DialAll takes every RPC URL of a network file and returns a Failover
+// Backend: calls go to the endpoint that answered last and move to the
+// next when it cannot be reached (not when it answers with an error).
+//
+// Deal events, for a deal driver that acts only on confirmed events and
+// undoes what a reorg takes away:
+//
+//   - DealEvent carries where it is: Block, BlockHash, TxHash, Index (the
+//     log's position in the block), and Removed.
+//   - Client.HeadBlock returns the head's number and hash, Client.BlockHash
+//     the canonical hash at a height (ethereum.NotFound past the head);
+//     DealEvent.Confirmations(head) counts the blocks on top of an event.
+//   - Client.DealEvents(from) reads canonical events of a block range, as
+//     before; it never reports removals.
+//   - Client.NewFollower(state, FollowConfig{Confirmations: N}) returns a
+//     Follower. Follower.Poll returns, first, the events of blocks it read
+//     that have left the canonical chain, with Removed set, newest first;
+//     then the events of blocks with N blocks on top, oldest first, each
+//     once. Follower.State is its position (JSON): persist it together
+//     with what the events caused, and pass it to NewFollower after a
+//     restart; the zero state, or Next set to Contracts.DeployBlock, starts
+//     from the beginning. N = 0 suits the dev chain, which reorgs only when
+//     a test calls DevChain.Fork; 12 or more a public chain.
+//
+// A Removed Opened means the deal is no longer open on chain (stop
+// serving, or wait for it to be opened again); a Removed Settled, Refunded
+// or Cancelled means the money has not moved after all and the transaction
+// must be sent again (DevChain.Fork drops the transactions of the blocks
+// it removes, as a reorg can, rather than replaying them).
+//
 // # Errors
 //
 // Transaction failures are returned wrapped around the sentinels below:
 // ErrReverted (with a *RevertError naming the contract's custom error and
-// its arguments), ErrInsufficientFunds, ErrNonce, ErrReceiptTimeout.
+// its arguments), ErrInsufficientFunds, ErrNonce, ErrReceiptTimeout;
+// VerifyDeployment's wrap ErrWrongCode or ErrNoContract.
 //
 //go:generate bash generate.sh
 package chain

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // DealEventKind names an Escrow event about a deal.
@@ -45,7 +46,28 @@ type DealEvent struct {
 	Commission  *big.Int       // settled
 	Bytes       uint64         // settled
 	ConnLogHash common.Hash    // settled
-	Block       uint64
+	Deadline    uint64         // opened: the deal's deadline (unix seconds)
+
+	// Where the event is on chain. Block and BlockHash name the block
+	// that carries it, TxHash and Index the transaction and the log's
+	// position in the block; (BlockHash, Index) is unique.
+	Block     uint64
+	BlockHash common.Hash
+	TxHash    common.Hash
+	Index     uint
+	// Removed marks an event reported earlier whose block has left the
+	// canonical chain (a reorg): whatever it caused must be undone. Only
+	// a Follower sets it; DealEvents reads canonical logs only.
+	Removed bool
+}
+
+// Confirmations is how many blocks sit on top of the event's block at
+// head: 0 while it is in the head block itself.
+func (e DealEvent) Confirmations(head uint64) uint64 {
+	if head < e.Block {
+		return 0
+	}
+	return head - e.Block
 }
 
 // maxLogRange bounds one eth_getLogs query; public endpoints refuse wide
@@ -75,23 +97,34 @@ func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint
 	if err != nil {
 		return nil, from, fmt.Errorf("deal events %d..%d: %w", from, to, err)
 	}
+	return c.decodeDealLogs(logs), to + 1, nil
+}
+
+// decodeDealLogs turns escrow logs into deal events, in the logs' order,
+// leaving out deposits, withdrawals and logs the node marked removed.
+func (c *Client) decodeDealLogs(logs []types.Log) []DealEvent {
 	var out []DealEvent
 	for i := range logs {
 		l := &logs[i]
 		if l.Removed {
 			continue
 		}
+		var ev DealEvent
 		if e, err := c.escrow.UnpackOpenedEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventOpened, DealID: e.DealId, Provider: e.Provider, Requester: e.Requester, MaxAmount: e.MaxAmount, Block: l.BlockNumber})
+			ev = DealEvent{Kind: EventOpened, DealID: e.DealId, Provider: e.Provider, Requester: e.Requester, MaxAmount: e.MaxAmount, Deadline: e.Deadline}
 		} else if e, err := c.escrow.UnpackSettledEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventSettled, DealID: e.DealId, Amount: e.Amount, Commission: e.Commission, Bytes: e.ByteCount, ConnLogHash: e.ConnLogHash, Block: l.BlockNumber})
+			ev = DealEvent{Kind: EventSettled, DealID: e.DealId, Amount: e.Amount, Commission: e.Commission, Bytes: e.ByteCount, ConnLogHash: e.ConnLogHash}
 		} else if e, err := c.escrow.UnpackRefundedEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventRefunded, DealID: e.DealId, Amount: e.Amount, Block: l.BlockNumber})
+			ev = DealEvent{Kind: EventRefunded, DealID: e.DealId, Amount: e.Amount}
 		} else if e, err := c.escrow.UnpackCancelledEvent(l); err == nil {
-			out = append(out, DealEvent{Kind: EventCancelled, DealID: e.DealId, Block: l.BlockNumber})
+			ev = DealEvent{Kind: EventCancelled, DealID: e.DealId}
+		} else {
+			continue
 		}
+		ev.Block, ev.BlockHash, ev.TxHash, ev.Index = l.BlockNumber, l.BlockHash, l.TxHash, l.Index
+		out = append(out, ev)
 	}
-	return out, to + 1, nil
+	return out
 }
 
 // Params are the Escrow's constants fixed at deployment.
@@ -129,4 +162,24 @@ func (c *Client) Head(ctx context.Context) (number, time uint64, err error) {
 		return 0, 0, fmt.Errorf("chain head: %w", err)
 	}
 	return h.Number.Uint64(), h.Time, nil
+}
+
+// BlockHash returns the hash of the canonical block at number, and
+// ethereum.NotFound (wrapped) when the chain is not that long: compare it
+// with an event's BlockHash to see whether the event still stands.
+func (c *Client) BlockHash(ctx context.Context, number uint64) (common.Hash, error) {
+	h, err := c.s.b.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("block %d: %w", number, err)
+	}
+	return h.Hash(), nil
+}
+
+// HeadBlock returns the number and hash of the chain's latest block.
+func (c *Client) HeadBlock(ctx context.Context) (number uint64, hash common.Hash, err error) {
+	h, err := c.s.b.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return 0, common.Hash{}, fmt.Errorf("chain head: %w", err)
+	}
+	return h.Number.Uint64(), h.Hash(), nil
 }
