@@ -38,17 +38,25 @@ func TestDecode(t *testing.T) {
 	}
 
 	for name, edit := range map[string]func(string) string{
-		"no chain id":        func(s string) string { return strings.Replace(s, `"chainId": 1337,`, ``, 1) },
-		"no rpc":             func(s string) string { return strings.Replace(s, `["http://127.0.0.1:8545", "ws://127.0.0.1:8546", "/run/geth.ipc"]`, `[]`, 1) },
-		"rpc scheme":         func(s string) string { return strings.Replace(s, `http://127.0.0.1:8545`, `ftp://x`, 1) },
-		"no token":           func(s string) string { return strings.Replace(s, `0x5FbDB2315678afecb367f032d93F642f64180aa3`, `0x0000000000000000000000000000000000000000`, 1) },
-		"bad escrow":         func(s string) string { return strings.Replace(s, `0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512`, `0x12`, 1) },
+		"no chain id": func(s string) string { return strings.Replace(s, `"chainId": 1337,`, ``, 1) },
+		"no rpc": func(s string) string {
+			return strings.Replace(s, `["http://127.0.0.1:8545", "ws://127.0.0.1:8546", "/run/geth.ipc"]`, `[]`, 1)
+		},
+		"rpc scheme": func(s string) string { return strings.Replace(s, `http://127.0.0.1:8545`, `ftp://x`, 1) },
+		"no token": func(s string) string {
+			return strings.Replace(s, `0x5FbDB2315678afecb367f032d93F642f64180aa3`, `0x0000000000000000000000000000000000000000`, 1)
+		},
+		"bad escrow": func(s string) string {
+			return strings.Replace(s, `0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512`, `0x12`, 1)
+		},
 		"commission too big": func(s string) string { return strings.Replace(s, `100`, `501`, 1) },
-		"bootstrap no p2p":   func(s string) string { return strings.Replace(s, `/p2p/16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ`, ``, 1) },
-		"bootstrap garbage":  func(s string) string { return strings.Replace(s, `/ip4/127.0.0.1/tcp/4001`, `/nonsense`, 1) },
-		"unknown key":        func(s string) string { return strings.Replace(s, `"name"`, `"nmae"`, 1) },
-		"trailing data":      func(s string) string { return s + `{}` },
-		"not json":           func(string) string { return `chainId: 1` },
+		"bootstrap no p2p": func(s string) string {
+			return strings.Replace(s, `/p2p/16Uiu2HAmPLe7Mzm8TsYUubgCAW1aJoeFScxrLj8ppHFivPo97bUZ`, ``, 1)
+		},
+		"bootstrap garbage": func(s string) string { return strings.Replace(s, `/ip4/127.0.0.1/tcp/4001`, `/nonsense`, 1) },
+		"unknown key":       func(s string) string { return strings.Replace(s, `"name"`, `"nmae"`, 1) },
+		"trailing data":     func(s string) string { return s + `{}` },
+		"not json":          func(string) string { return `chainId: 1` },
 	} {
 		if _, err := Decode([]byte(edit(good))); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: %v, want ErrInvalid", name, err)

@@ -36,6 +36,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	defer func() { cancel(); wg.Wait() }()
 	n.runCtx, n.runWG = ctx, &wg
 	n.started = time.Now()
+	if n.cfg.ExitAllowLoopback {
+		n.log.Warn("UNSAFE: --exit-allow-loopback is on: requesters of this provider reach 127.0.0.0/8, this machine's own services; for local smoke tests only, never on a provider serving the public")
+	}
 
 	if err := n.connectChain(ctx); err != nil {
 		return err
@@ -88,7 +91,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
 	}
 
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); n.unmatchedLoop(ctx) }()
 	go func() { defer wg.Done(); n.addressBook(ctx) }()
 	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); n.sweepLoop(ctx) }()
