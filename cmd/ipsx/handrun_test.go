@@ -350,3 +350,31 @@ func TestHandRunPair(t *testing.T) {
 	}
 	_ = rLog
 }
+
+// TestTestnetUpWritesNetworkFile: ipsx testnet up writes network.json
+// beside testnet.json, naming its chain, contracts and nodes, and the
+// chain it names holds this build's contracts.
+func TestTestnetUpWritesNetworkFile(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	dir := t.TempDir()
+	out, _ := ipsxDaemon(t, nil, "testnet", "up", "--nodes", "2", "--dir", dir, "--countries", "DE")
+	sc := bufio.NewScanner(out)
+	for sc.Scan() && !strings.HasPrefix(sc.Text(), "wrote ") {
+	}
+	if !strings.Contains(sc.Text(), "network.json") {
+		t.Fatalf("testnet up printed %q", sc.Text())
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	path := filepath.Join(dir, "network.json")
+	nf, err := network.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nf.ChainID != 1337 || len(nf.RPC) != 1 || len(nf.Bootstrap) != 2 || nf.DeployBlock == 0 {
+		t.Fatalf("network file %+v", nf)
+	}
+	if o, stderr, err := ipsxRun(ctx, nil, "", "chain", "verify", "--network", path); err != nil || !strings.HasPrefix(o, "ok: ") {
+		t.Fatalf("chain verify: %q %v %s", o, err, stderr)
+	}
+}
