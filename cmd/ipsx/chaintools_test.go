@@ -273,3 +273,22 @@ func TestNodeRefusesWrongEscrow(t *testing.T) {
 		})
 	}
 }
+
+// TestConfirmationsFlag: --confirmations is saved by init when given, and
+// left unset (the network's or the chain's default) when not.
+func TestConfirmationsFlag(t *testing.T) {
+	c := newCLI(t)
+	c.env["IPSX_PASSWORD"] = "pw"
+	set, unset := filepath.Join(t.TempDir(), "set"), filepath.Join(t.TempDir(), "unset")
+	c.ok("init", "--datadir", set, "--scrypt", "light", "--confirmations", "0")
+	c.ok("init", "--datadir", unset, "--scrypt", "light")
+	if b, _ := os.ReadFile(filepath.Join(set, "config.json")); !strings.Contains(string(b), `"confirmations": 0`) {
+		t.Fatalf("--confirmations 0 not saved: %s", b)
+	}
+	if b, _ := os.ReadFile(filepath.Join(unset, "config.json")); strings.Contains(string(b), "confirmations") {
+		t.Fatalf("confirmations saved without the flag: %s", b)
+	}
+	if _, _, err := c.run("init", "--datadir", filepath.Join(t.TempDir(), "x"), "--confirmations", "many"); err == nil {
+		t.Fatal("--confirmations many accepted")
+	}
+}
