@@ -27,10 +27,9 @@ type Backend interface {
 	bind.ContractBackend
 	bind.DeployBackend
 	ChainID(ctx context.Context) (*big.Int, error)
-	// BalanceAt is an account's ETH (gas) balance; NonceAt its count of
-	// mined transactions; both at a block (nil: the latest).
+	// BalanceAt is an account's ETH (gas) balance at a block (nil: the
+	// latest).
 	BalanceAt(ctx context.Context, account common.Address, block *big.Int) (*big.Int, error)
-	NonceAt(ctx context.Context, account common.Address, block *big.Int) (uint64, error)
 	// TransactionByHash finds a transaction in the pool or on chain
 	// (ethereum.NotFound if the node knows none).
 	TransactionByHash(ctx context.Context, hash common.Hash) (tx *types.Transaction, isPending bool, err error)
