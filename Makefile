@@ -17,13 +17,18 @@ demo: tools ## the local demo: dev chain, providers, a requester, a page fetched
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/ipsx demo
 
 .PHONY: tools
-tools: ## install what the demo and the tests run besides Go (curl; as root also ip and nft for the netns tests), from Debian's packages if missing
+tools: ## install what the demo and the tests run besides Go (curl, python3, chromium; as root also ip and nft for the netns tests), from Debian's packages if missing
 	@pkgs=; command -v curl >/dev/null || pkgs=curl; \
+	command -v python3 >/dev/null || pkgs="$$pkgs python3"; \
+	if ! command -v chromium >/dev/null; then \
+		echo "tools: installing Debian's chromium (a few hundred MB) for the headless-browser proxy test (node TestFrontDoor/chromium)"; \
+		pkgs="$$pkgs chromium"; \
+	fi; \
 	if [ "$$(id -u)" -eq 0 ]; then \
 		command -v ip >/dev/null || pkgs="$$pkgs iproute2"; \
 		command -v nft >/dev/null || pkgs="$$pkgs nftables"; \
 	fi; \
-	[ -z "$$pkgs" ] || { apt-get update -qq && apt-get install -y -qq $$pkgs; }
+	[ -z "$$pkgs" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$pkgs; }
 
 .PHONY: build
 build: ## build bin/ipsx

@@ -43,8 +43,8 @@
 // (sentinels Err…, "agreement: …"); the machine is then exactly as before.
 // Replayed chain events and crossing close messages are accepted as no-ops.
 //
-// Ready() returns everything to do since the last Advance(); Advance()
-// acknowledges it. The node must act on a Ready in this order, as raft
+// Ready() hands out everything produced since the previous Ready(); what it
+// returns is in flight until Advance() acknowledges it. The node must act on a Ready in this order, as raft
 // asks of its users:
 //
 //  1. Persist Ready.Deals — each deal's whole state (statuses, latest
@@ -65,7 +65,9 @@
 //  5. For each of Ready.Retries, propose the request to its next candidate.
 //
 // then call Advance. Between Ready and Advance the machine may take more
-// Steps; their output is in the next Ready.
+// Steps; their output is in the next Ready, never lost (the machine hands
+// its output out on Ready, as raft's RawNode accepts a Ready when it is
+// returned).
 //
 // # States
 //

@@ -57,10 +57,18 @@ type RemoveOffer struct {
 
 // Receive is a message from the peer From, whose address the secure
 // channel authenticated.
+//
+// RequestOpen matters only for an accept that arrives after the requester
+// gave up waiting for it (its proposal timed out): it says whether the
+// request is still open (the node's book knows; the machine does not).
+// Such a late accept is honoured when the request is open and no other
+// deal of the request is under way; otherwise it is answered with a close,
+// so that the provider frees its reservation at once.
 type Receive struct {
-	At   time.Time
-	From common.Address
-	Msg  Message
+	At          time.Time
+	From        common.Address
+	Msg         Message
+	RequestOpen bool
 }
 
 // Opened is the Escrow's Opened event: the deal is funded.
@@ -93,13 +101,32 @@ type Cancelled struct {
 	DealID common.Hash
 }
 
-// TxFailed reports that a transaction from Ready.Txs failed (reverted, or
-// no receipt in time). Err is for the history; the machine does not parse it.
+// TxFailed reports that a transaction from Ready.Txs failed. Final is set
+// for a revert that trying again cannot change (the node classifies the
+// error; a refund refused as too early, a connection, nonce or fee error,
+// or a missing receipt is not final): an open that fails for good ends the
+// deal before funding, a settle, refund or cancel is no longer retried. A
+// failure that is not final is retried with backoff (see Config.TxRetry).
+// Err goes into the history; the machine does not parse it.
 type TxFailed struct {
 	At     time.Time
 	DealID common.Hash
 	Kind   TxKind
 	Err    string
+	Final  bool
+}
+
+// Unwound reports that a chain reorganisation removed an event the machine
+// was told of (Event: an Opened, Settled, Refunded or Cancelled carrying
+// only its DealID is enough). What the event caused is undone: a deal
+// whose opening vanished stops its service and waits to be funded again
+// (the requester resubmits the open if it is not seen again); a deal whose
+// settlement, refund or cancel vanished goes back to waiting for it, and
+// the transaction is resubmitted.
+type Unwound struct {
+	At     time.Time
+	DealID common.Hash
+	Event  Event
 }
 
 // Usage is a metering report from the tunnel: the cumulative bytes of the
@@ -123,6 +150,7 @@ func (e Refunded) at() time.Time    { return e.At }
 func (e Cancelled) at() time.Time   { return e.At }
 func (e TxFailed) at() time.Time    { return e.At }
 func (e Usage) at() time.Time       { return e.At }
+func (e Unwound) at() time.Time     { return e.At }
 
 func (Propose) name() string     { return "propose" }
 func (CloseDeal) name() string   { return "close" }
@@ -140,3 +168,9 @@ func (Refunded) name() string   { return "refunded on chain" }
 func (Cancelled) name() string  { return "cancelled on chain" }
 func (e TxFailed) name() string { return e.Kind.String() + " failed" }
 func (Usage) name() string      { return "usage" }
+func (e Unwound) name() string {
+	if e.Event == nil {
+		return "unwound"
+	}
+	return e.Event.name() + " unwound"
+}

@@ -44,6 +44,7 @@ type Machine struct {
 
 	offers   map[common.Hash]offerEntry
 	capacity map[uint64]uint32 // offer series (nonce) → total IPs
+	resumed  uint64            // when the node came back (Resume); 0 if it never went
 
 	ready Ready
 	dirty map[common.Hash]int // deal id → index in ready.Deals
@@ -100,6 +101,19 @@ func (m *Machine) Restore(deals []Deal) error {
 	return nil
 }
 
+// Resume tells the machine that the node came back at now after being
+// away (a restart). The timers that wait on the counterparty then count
+// from now at the earliest: a proposal's answer, funding, the provider's
+// wait for the first voucher and for payment after a stall. A node that was
+// down longer than a grace would otherwise end its deals at the first Tick,
+// before the counterparty had a chance to reach it again. The reservation
+// timeout is not extended: it protects the provider's capacity.
+func (m *Machine) Resume(now time.Time) {
+	if t := unix(now); t > m.resumed {
+		m.resumed = t
+	}
+}
+
 // Deal returns a copy of the deal with id.
 func (m *Machine) Deal(id common.Hash) (Deal, bool) {
 	d, ok := m.deals[id]
@@ -134,25 +148,26 @@ func (m *Machine) Available(pool uint64) uint32 {
 	return c
 }
 
-// HasReady reports whether Ready has anything.
+// HasReady reports whether there is output not yet handed out by Ready.
 func (m *Machine) HasReady() bool { return !m.ready.Empty() }
 
-// Ready returns what the node must do since the last Advance. The slices
-// are the caller's until Advance; calling Ready twice without Advance
-// returns the same actions.
+// Ready hands out what the node must do: everything produced since the
+// previous Ready. What it returns is in flight and belongs to the caller;
+// Steps taken before the matching Advance produce the next Ready, never
+// lost and never merged into the one handed out (raft's acceptReady).
 func (m *Machine) Ready() Ready {
 	r := m.ready
-	r.Deals = slices.Clone(r.Deals)
+	m.ready = Ready{}
+	clear(m.dirty)
 	return r
 }
 
-// Advance acknowledges the last Ready: the deals are persisted and the
-// actions taken (or handed to whoever takes them). The next Ready holds
-// only what happened after.
-func (m *Machine) Advance() {
-	m.ready = Ready{}
-	clear(m.dirty)
-}
+// Advance acknowledges the last Ready: its deals are persisted and its
+// actions taken (or handed to whoever takes them). Output of Steps taken
+// since that Ready stays for the next one. The machine keeps nothing for
+// a Ready once handed out, so Advance has no state to clear; it marks the
+// end of the node's procedure and stays for callers that pair the two.
+func (m *Machine) Advance() {}
 
 func unix(t time.Time) uint64 {
 	if t.Unix() < 0 {
@@ -167,6 +182,7 @@ type step struct {
 	m       *Machine
 	now     uint64
 	event   string
+	detail  string // for the history entry
 	d       *Deal
 	isNew   bool
 	from    Status
@@ -192,8 +208,8 @@ func (m *Machine) begin(now uint64, event string, d *Deal) *step {
 func (m *Machine) commit(s *step) {
 	m.now = s.now
 	if d := s.d; d != nil {
-		if d.Local() != s.from || d.Status() != s.fromAll || s.isNew {
-			s.hist = append(s.hist, Entry{At: s.now, Event: s.event, From: s.from, To: d.Local(), Status: d.Status(), Reason: d.Reason})
+		if d.Local() != s.from || d.Status() != s.fromAll || s.isNew || s.detail != "" {
+			s.hist = append(s.hist, Entry{At: s.now, Event: s.event, From: s.from, To: d.Local(), Status: d.Status(), Reason: d.Reason, Detail: s.detail})
 		}
 		if s.isNew {
 			i, _ := slices.BinarySearchFunc(m.ids, d.ID, func(a, b common.Hash) int { return bytes.Compare(a[:], b[:]) })
@@ -226,7 +242,20 @@ func (s *step) send(msg Message) {
 func (s *step) submit(k TxKind, tx Tx) {
 	tx.Kind, tx.DealID, tx.Terms = k, s.d.ID, cloneTerms(s.d.Terms)
 	s.out.Txs = append(s.out.Txs, tx)
-	s.d.Pending, s.d.RetryAt = k, s.now+secs(s.m.cfg.TxRetry)
+	if s.d.Pending != k {
+		s.d.TxAttempts, s.d.TxError = 0, ""
+	}
+	s.d.Pending, s.d.RetryAt = k, s.now+s.m.txBackoff(s.d.TxAttempts)
+}
+
+// txBackoff is the wait before a transaction that failed attempts times
+// is submitted again: TxRetry, doubling, at most 8 TxRetry.
+func (m *Machine) txBackoff(attempts uint32) uint64 {
+	b := secs(m.cfg.TxRetry)
+	for i := uint32(1); i < attempts && b < 8*secs(m.cfg.TxRetry); i++ {
+		b *= 2
+	}
+	return min(b, 8*secs(m.cfg.TxRetry))
 }
 
 func (s *step) reserve() {
@@ -368,6 +397,8 @@ func dealOf(ev Event) (common.Hash, error) {
 		return e.DealID, nil
 	case Usage:
 		return e.DealID, nil
+	case Unwound:
+		return e.DealID, nil
 	case Receive:
 		switch msg := e.Msg.(type) {
 		case *Accept:
@@ -413,13 +444,15 @@ func (s *step) apply(ev Event) error {
 		return s.txFailed(e)
 	case Usage:
 		return s.usage(e)
+	case Unwound:
+		return s.unwound(e)
 	case Receive:
 		if e.From != d.Peer() {
 			return fmt.Errorf("%w: %s from %s, counterparty is %s", ErrWrongPeer, e.Msg.Type(), e.From.Hex(), d.Peer().Hex())
 		}
 		switch msg := e.Msg.(type) {
 		case *Accept:
-			return s.accept(msg)
+			return s.accept(msg, e.RequestOpen)
 		case *Reject:
 			return s.reject(msg)
 		case *SignedVoucher:
@@ -622,7 +655,7 @@ func (m *Machine) check(now uint64, t Terms) (Reason, string) {
 	return "", ""
 }
 
-func (s *step) accept(a *Accept) error {
+func (s *step) accept(a *Accept, requestOpen bool) error {
 	d := s.d
 	if d.Role != RoleRequester {
 		return fmt.Errorf("%w: accept sent to the provider", ErrWrongRole)
@@ -637,16 +670,44 @@ func (s *step) accept(a *Accept) error {
 		s.submit(TxOpen, Tx{ProviderSig: bytes.Clone(d.ProviderSig), RequesterSig: bytes.Clone(d.RequesterSig)})
 		return nil
 	case StatusExpired, StatusCancelled:
-		if d.Chain == StatusNone {
-			// Too late: tell the provider to release its reservation.
-			d.Provider = StatusAccepted
-			s.send(&Close{DealID: d.ID, Reason: d.Reason})
+		if d.Chain != StatusNone {
+			break
+		}
+		if d.Requester == StatusExpired && d.Reason == ReasonTimeout && d.AcceptedAt == 0 &&
+			requestOpen && s.now < d.Terms.Deadline && !s.m.requestBusy(d) {
+			// The answer came after this side gave up waiting, but the
+			// request still wants a deal: take it.
+			d.ProviderSig = bytes.Clone(a.ProviderSig)
+			d.Requester, d.Provider, d.AcceptedAt, d.Reason = StatusAccepted, StatusAccepted, s.now, ""
+			s.detail = "late accept honoured"
+			s.submit(TxOpen, Tx{ProviderSig: bytes.Clone(d.ProviderSig), RequesterSig: bytes.Clone(d.RequesterSig)})
 			return nil
 		}
+		// Too late: tell the provider to release its reservation.
+		d.Provider = StatusAccepted
+		s.send(&Close{DealID: d.ID, Reason: d.Reason})
+		return nil
 	case StatusAccepted, StatusFunded, StatusActive:
 		return nil // a duplicate
 	}
 	return unexpected(d, "accept")
+}
+
+// requestBusy reports whether a deal other than d serves, or is being
+// negotiated for, d's request.
+func (m *Machine) requestBusy(d *Deal) bool {
+	for _, id := range m.ids {
+		o := m.deals[id]
+		if id == d.ID || o.Role != RoleRequester || o.Terms.RequestID != d.Terms.RequestID {
+			continue
+		}
+		switch o.Status() {
+		case StatusRejected, StatusExpired, StatusCancelled:
+		default:
+			return true
+		}
+	}
+	return false
 }
 
 func (s *step) reject(r *Reject) error {
@@ -778,10 +839,15 @@ func (m *Machine) checkVoucher(d *Deal, sv *SignedVoucher, now uint64) error {
 	return nil
 }
 
+// aheadLimit is the most a voucher for d may pay at now. The time part
+// counts from Terms.Start, the earliest the requester's service clock can
+// start, not from this side's activation: a provider that was away when the
+// deal was funded activates late, while the requester has been paying
+// since it saw the funding.
 func (m *Machine) aheadLimit(d *Deal, now uint64) *big.Int {
 	var used uint64
-	if d.Provider == StatusActive {
-		used = elapsed(d, now)
+	if end := min(now, d.Terms.Deadline); end > d.Terms.Start {
+		used = end - d.Terms.Start
 	}
 	t := min(satAdd(used, 2*m.cfg.IntervalSeconds), d.Terms.Duration())
 	return d.Terms.CappedCost(t, satAdd(d.Bytes, 2*m.cfg.IntervalBytes))
@@ -850,7 +916,17 @@ func (s *step) txFailed(e TxFailed) error {
 		return fmt.Errorf("%w: %s failed, pending is %s", ErrUnexpected, e.Kind, d.Pending)
 	}
 	s.persist = true
+	d.TxAttempts++
+	d.TxError = e.Err
+	s.detail = e.Err
+	if e.Final {
+		s.detail = "final: " + e.Err
+	}
 	if e.Kind == TxOpen {
+		if !e.Final && d.Requester == StatusAccepted && s.now < s.m.since(d.AcceptedAt)+secs(s.m.cfg.FundingTimeout) {
+			d.RetryAt = s.now + s.m.txBackoff(d.TxAttempts)
+			return nil
+		}
 		d.Pending = TxNone
 		if d.Requester == StatusAccepted {
 			d.Requester, d.Reason = StatusExpired, ReasonNotFunded
@@ -859,8 +935,67 @@ func (s *step) txFailed(e TxFailed) error {
 		}
 		return nil
 	}
-	d.RetryAt = s.now + secs(s.m.cfg.TxRetry)
+	if e.Final {
+		// Nothing more this side can do on chain; the counterparty's
+		// transaction (a settle, or a refund after the grace) ends the deal.
+		d.Pending = TxNone
+		return nil
+	}
+	d.RetryAt = s.now + s.m.txBackoff(d.TxAttempts)
 	return nil
+}
+
+// since is t, or the time the node came back if later (see Resume).
+func (m *Machine) since(t uint64) uint64 { return max(t, m.resumed) }
+
+// unwound undoes what a chain event removed by a reorg caused.
+func (s *step) unwound(e Unwound) error {
+	d := s.d
+	s.persist = true
+	switch e.Event.(type) {
+	case Opened:
+		if d.Chain != StatusFunded {
+			return nil // not seen, or an end that is still on chain: nothing to undo here
+		}
+		d.Chain, d.FundedAt = StatusNone, 0
+		s.revoke()
+		switch d.Local() {
+		case StatusFunded, StatusActive:
+			d.Provider, d.Requester, d.AcceptedAt = StatusAccepted, StatusAccepted, s.now
+			d.StalledAt = 0
+		}
+		if d.Role == RoleRequester && d.Pending == TxNone && d.ProviderSig != nil && !d.Local().Terminal() {
+			// Resubmitted if the open is not mined again on its own.
+			d.Pending, d.RetryAt, d.TxAttempts = TxOpen, s.now+secs(s.m.cfg.TxRetry), 0
+		}
+		return nil
+	case Settled, Refunded, Cancelled:
+		var was Status
+		var kind TxKind
+		switch e.Event.(type) {
+		case Settled:
+			was, kind = StatusSettled, TxSettle
+		case Refunded:
+			was, kind = StatusRefunded, TxRefund
+		default:
+			was, kind = StatusCancelled, TxCancel
+		}
+		if d.Chain != was {
+			return nil
+		}
+		d.Chain, d.Provider, d.Requester = StatusFunded, StatusCompleted, StatusCompleted
+		d.SettledAmount, d.Commission, d.RefundAmount = nil, nil, nil
+		mine := kind == TxSettle && d.Role == RoleProvider || kind != TxSettle && d.Role == RoleRequester
+		if mine {
+			// Resubmitted at the next tick (a reorged transaction may also
+			// be mined again by itself; a second one then reverts harmlessly).
+			d.Pending, d.RetryAt, d.TxAttempts = kind, s.now, 0
+		} else {
+			d.Pending = TxNone
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: unwound %T", ErrUnknownEvent, e.Event)
 }
 
 // ---- metering ----
@@ -874,6 +1009,10 @@ func (s *step) usage(u Usage) error {
 	case StatusActive, StatusCompleted:
 	default:
 		return unexpected(d, "usage")
+	}
+	if u.Bytes != d.Bytes || u.ConnLogHash != d.ConnLogHash {
+		// Metered usage is what vouchers pay for: it survives a restart.
+		s.persist = true
 	}
 	d.Bytes, d.ConnLogHash = u.Bytes, u.ConnLogHash
 	if d.Local() == StatusCompleted {
@@ -913,6 +1052,15 @@ func (m *Machine) Tick(now time.Time) error {
 
 func (s *step) tick() error {
 	d, now, cfg := s.d, s.now, s.m.cfg
+	if d.Local() == StatusCompleted && d.Chain == StatusNone && now >= satAdd(d.Terms.Deadline, secs(cfg.RefundGrace)) {
+		// Served, but its opening vanished in a reorganisation and was not
+		// mined again by the refund time: nothing is locked on chain and
+		// nothing can be settled any more.
+		d.setLocal(StatusExpired)
+		d.Reason, d.Pending = ReasonNotFunded, TxNone
+		s.detail = "the deal's opening was reorganised away and not mined again"
+		return nil
+	}
 	if d.Role == RoleProvider {
 		switch d.Provider {
 		case StatusAccepted:
@@ -924,7 +1072,7 @@ func (s *step) tick() error {
 			switch {
 			case now >= d.Terms.Deadline:
 				return s.providerEnd(ReasonDeadline)
-			case d.Voucher == nil && now >= max(d.Terms.Start, d.FundedAt)+secs(cfg.PaymentGrace):
+			case d.Voucher == nil && now >= s.m.since(max(d.Terms.Start, d.FundedAt))+secs(cfg.PaymentGrace):
 				return s.endUnserved(ReasonPaymentStalled)
 			}
 			s.providerMaybeStart()
@@ -937,13 +1085,15 @@ func (s *step) tick() error {
 	}
 	switch d.Requester {
 	case StatusProposed:
-		if now >= d.ProposedAt+secs(cfg.ProposalTimeout) {
+		if now >= s.m.since(d.ProposedAt)+secs(cfg.ProposalTimeout) {
 			s.requesterGiveUp()
 		}
 	case StatusAccepted:
-		if now >= d.AcceptedAt+secs(cfg.FundingTimeout) {
+		if now >= s.m.since(d.AcceptedAt)+secs(cfg.FundingTimeout) {
 			s.requesterGiveUp()
+			return nil
 		}
+		s.retryTx()
 	case StatusFunded:
 		if now >= d.Terms.Deadline {
 			d.Requester, d.Reason, d.EndedAt = StatusCompleted, ReasonDeadline, now
@@ -962,21 +1112,44 @@ func (s *step) tick() error {
 	return nil
 }
 
+// requesterGiveUp ends a proposal no answer came for, or an accepted deal
+// not funded in time. An unanswered proposal sends no close: a provider
+// that did accept has its accept on the way (the node delivers deal
+// messages until acknowledged), and that late accept is then honoured or
+// answered with a close (see Receive.RequestOpen); a close sent now would
+// make a late accept impossible to honour. Past accept, the provider is
+// told, so that it frees its reservation.
 func (s *step) requesterGiveUp() {
 	d := s.d
+	proposed := d.Requester == StatusProposed
 	d.Requester, d.Reason, d.Pending = StatusExpired, ReasonTimeout, TxNone
-	s.send(&Close{DealID: d.ID, Reason: ReasonTimeout})
+	if !proposed {
+		s.send(&Close{DealID: d.ID, Reason: ReasonTimeout})
+	}
 	s.retry(ReasonTimeout)
 }
 
-// retryTx resubmits a settle, refund or cancel not seen on chain in time.
+// retryTx resubmits a transaction that failed for a passing reason or
+// was not seen on chain in time: an open while the deal waits for funding,
+// a settle, refund or cancel of a funded deal.
 func (s *step) retryTx() {
 	d := s.d
-	if d.Pending == TxNone || d.Pending == TxOpen || s.now < d.RetryAt || d.Chain != StatusFunded {
+	if d.Pending == TxNone || s.now < d.RetryAt {
+		return
+	}
+	if d.Pending == TxOpen {
+		// Accepted and waiting for funding, or served already and the open
+		// vanished in a reorg: the provider needs it open to settle.
+		if d.Chain != StatusNone || d.Requester != StatusAccepted && d.Requester != StatusCompleted {
+			return
+		}
+	} else if d.Chain != StatusFunded {
 		return
 	}
 	tx := Tx{}
 	switch d.Pending {
+	case TxOpen:
+		tx.ProviderSig, tx.RequesterSig = bytes.Clone(d.ProviderSig), bytes.Clone(d.RequesterSig)
 	case TxSettle:
 		tx.Voucher = d.Voucher.Clone()
 	case TxCancel:
@@ -1028,7 +1201,7 @@ func (s *step) providerCheck() error {
 		s.revoke()
 		return nil
 	}
-	if now >= d.StalledAt+secs(s.m.cfg.PaymentGrace) {
+	if now >= s.m.since(d.StalledAt)+secs(s.m.cfg.PaymentGrace) {
 		return s.providerEnd(ReasonPaymentStalled)
 	}
 	return nil

@@ -698,3 +698,38 @@ func TestRestoreFromReady(t *testing.T) {
 		t.Fatalf("restored machine lost the reservation")
 	}
 }
+
+// Ready hands out the work in flight; a Step taken between Ready and
+// Advance is not lost with it but comes out in the next Ready (raft's
+// acceptReady). The machine used to clear everything on Advance, dropping
+// such a Step's messages and persistence.
+func TestStepBetweenReadyAndAdvance(t *testing.T) {
+	x := newPair(t, 1000, 1)
+	x.propose()
+	x.must(x.p.Step(Receive{At: x.at(), From: x.rs.Address(), Msg: x.toP[0]}))
+	x.toP = nil
+	rd := x.p.Ready() // the accept, in flight
+	if len(rd.Messages) != 1 || rd.Messages[0].Msg.Type() != "accept" {
+		t.Fatalf("first Ready: %+v", rd.Messages)
+	}
+	// Meanwhile the deal is closed by the provider's user.
+	x.must(x.p.Step(CloseDeal{At: x.at(), DealID: x.id}))
+	x.p.Advance()
+	if !x.p.HasReady() {
+		t.Fatal("the close taken between Ready and Advance was dropped by Advance")
+	}
+	next := x.p.Ready()
+	if len(next.Messages) != 1 || next.Messages[0].Msg.Type() != "close" {
+		t.Fatalf("second Ready messages: %+v, want the close", next.Messages)
+	}
+	if len(next.Deals) != 1 || next.Deals[0].Deal.Provider != StatusCancelled {
+		t.Fatalf("second Ready deals: %+v, want the cancelled deal", next.Deals)
+	}
+	if len(next.Reservations) != 1 || next.Reservations[0].Take {
+		t.Fatalf("second Ready reservations: %+v, want the release", next.Reservations)
+	}
+	x.p.Advance()
+	if x.p.HasReady() {
+		t.Fatal("output left after the second Advance")
+	}
+}

@@ -12,8 +12,10 @@ import (
 	"github.com/ethereum/go-ethereum/common/hexutil"
 )
 
-// ProtocolID is the libp2p protocol of the deal negotiation.
-const ProtocolID = "/ipsx/deal/1.0.0"
+// ProtocolID is the libp2p protocol of the deal negotiation. Version 2
+// carries Packets (sequenced, acknowledged messages; see packet.go); version
+// 1 carried one bare message per stream and is not spoken any more.
+const ProtocolID = "/ipsx/deal/2.0.0"
 
 // MaxMessageSize bounds one encoded deal message. The largest, a proposal,
 // is about 1 KiB.

@@ -47,6 +47,14 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the golden files in testdata/
 //	close P DEAL                 P closes DEAL
 //	show P                       print P's deals
 //	balances                     print the escrow accounts
+//	fail P KIND [final]          the chain fails P's queued KIND transaction (open, settle,
+//	                             refund, cancel) with a passing error, or with a final revert
+//	restart P                    P's machine is rebuilt from what it persisted (Restore),
+//	                             its offers set again, then Resume at the current time
+//	unwind DEAL EVENT            a reorg removes DEAL's EVENT (opened, settled, refunded,
+//	                             cancelled): the chain state goes back, both parties are told
+//	replay P DEAL                P's chain watcher reports DEAL's Opened (if funded on chain)
+//	request-closed R             R's requests are no longer open (late accepts are refused)
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(files) == 0 {
@@ -150,6 +158,12 @@ type world struct {
 	dealIDs []common.Hash
 	net     []flight
 	txs     []chainTx
+	// persisted deals per party, as its Ready asked; and its offers
+	saved     map[string]map[common.Hash]Deal
+	setOffers map[string][]SetOffer
+	closedReq map[string]bool
+	terms     map[common.Hash]Terms    // of deals opened on chain
+	paidOut   map[common.Hash]*big.Int // settled amounts
 	// chain
 	status   map[common.Hash]Status
 	balance  map[common.Address]*big.Int
@@ -171,6 +185,8 @@ func newWorld(t *testing.T) *world {
 	}
 	return &world{t: t, cfg: cfg, parties: map[string]*Machine{}, addrs: map[common.Address]string{},
 		offline: map[string]bool{}, offers: map[string]common.Hash{}, deals: map[common.Hash]string{},
+		saved: map[string]map[common.Hash]Deal{}, setOffers: map[string][]SetOffer{}, closedReq: map[string]bool{},
+		terms: map[common.Hash]Terms{}, paidOut: map[common.Hash]*big.Int{},
 		status: map[common.Hash]Status{}, balance: map[common.Address]*big.Int{}, reserved: map[common.Address]*big.Int{}}
 }
 
@@ -310,8 +326,11 @@ func (w *world) run(cmd string) []string {
 			MaxDuration: uint32(w.num(a, "max", 86400)), Expires: w.num(a, "expires", w.now+86400)}
 		id := crypto.Keccak256Hash([]byte("offer-" + name))
 		w.offers[name] = id
-		if err := w.parties[p].Step(SetOffer{At: w.at(), ID: id, Offer: o, Capacity: uint32(w.num(a, "capacity", uint64(o.IPs)))}); err != nil {
+		so := SetOffer{At: w.at(), ID: id, Offer: o, Capacity: uint32(w.num(a, "capacity", uint64(o.IPs)))}
+		if err := w.parties[p].Step(so); err != nil {
 			out = append(out, "error: "+w.scrub(err.Error()))
+		} else {
+			w.setOffers[p] = append(w.setOffers[p], so)
 		}
 	case "propose":
 		r, p, offer, a := f[1], f[2], f[3], kv(f[4:])
@@ -333,7 +352,7 @@ func (w *world) run(cmd string) []string {
 				out = append(out, fmt.Sprintf("%s -> %s: %s lost", fl.from, fl.to, fl.msg.Type()))
 				continue
 			}
-			out = append(out, w.step(fl.to, Receive{At: w.at(), From: partyKey(fl.from).Address(), Msg: fl.msg})...)
+			out = append(out, w.step(fl.to, Receive{At: w.at(), From: partyKey(fl.from).Address(), Msg: fl.msg, RequestOpen: !w.closedReq[fl.to]})...)
 		}
 	case "drop":
 		for _, fl := range w.net {
@@ -388,6 +407,97 @@ func (w *world) run(cmd string) []string {
 		for _, tx := range q {
 			out = append(out, w.mine(tx)...)
 		}
+	case "fail":
+		by, kind := f[1], f[2]
+		final := len(f) > 3 && f[3] == "final"
+		var keep []chainTx
+		for _, c := range w.txs {
+			if c.by != by || c.tx.Kind.String() != kind {
+				keep = append(keep, c)
+				continue
+			}
+			why := "connection refused"
+			if final {
+				why = "reverted: InvalidTerms()"
+			}
+			out = append(out, fmt.Sprintf("chain: %s %s by %s fails: %s", kind, w.dealName(c.tx.DealID), by, why))
+			out = append(out, w.step(by, TxFailed{At: w.at(), DealID: c.tx.DealID, Kind: c.tx.Kind, Err: why, Final: final})...)
+		}
+		w.txs = keep
+	case "restart":
+		n := f[1]
+		cfg := w.cfg
+		cfg.Signer = partyKey(n)
+		m, err := New(cfg)
+		if err != nil {
+			w.t.Fatal(err)
+		}
+		var deals []Deal
+		for _, d := range w.saved[n] {
+			deals = append(deals, d)
+		}
+		if err := m.Restore(deals); err != nil {
+			w.t.Fatal(err)
+		}
+		for _, so := range w.setOffers[n] {
+			if err := m.Step(so); err != nil {
+				w.t.Fatal(err)
+			}
+		}
+		m.Resume(w.at())
+		w.parties[n] = m
+		delete(w.offline, n)
+		out = append(out, w.drain(n, "restart")...)
+	case "unwind":
+		// The chain state and the escrow accounts go back to before the
+		// event; both parties are told.
+		id := w.deal(f[1])
+		t := w.terms[id]
+		back := func(from, to common.Address, v *big.Int) { // undo a credit of v to `to`, debited from `from`
+			w.balance[to].Sub(w.balance[to], v)
+			w.reserved[from].Add(w.reserved[from], v)
+		}
+		var ev Event
+		switch f[2] {
+		case "opened":
+			ev = Opened{DealID: id}
+			w.status[id] = StatusNone
+			w.reserved[t.Requester].Sub(w.reserved[t.Requester], t.MaxAmount)
+			w.balance[t.Requester].Add(w.balance[t.Requester], t.MaxAmount)
+		case "settled":
+			ev = Settled{DealID: id}
+			w.status[id] = StatusFunded
+			paid := w.paidOut[id]
+			back(t.Requester, t.Provider, paid)
+			back(t.Requester, t.Requester, new(big.Int).Sub(t.MaxAmount, paid))
+		case "refunded", "cancelled":
+			ev = Refunded{DealID: id}
+			if f[2] == "cancelled" {
+				ev = Cancelled{DealID: id}
+			}
+			w.status[id] = StatusFunded
+			back(t.Requester, t.Requester, t.MaxAmount)
+		default:
+			w.t.Fatalf("unwind %s", f[2])
+		}
+		out = append(out, fmt.Sprintf("chain: %s of %s reorged away", f[2], f[1]))
+		for _, n := range w.names {
+			if _, ok := w.parties[n].Deal(id); ok {
+				out = append(out, w.step(n, Unwound{At: w.at(), DealID: id, Event: ev})...)
+			}
+		}
+	case "replay":
+		// replay P DEAL: P's chain watcher reports DEAL's chain state now.
+		n, id := f[1], w.deal(f[2])
+		d, ok := w.parties[n].Deal(id)
+		if !ok {
+			w.t.Fatalf("%s has no deal %s", n, f[2])
+		}
+		if w.status[id] == StatusFunded || w.status[id].Terminal() {
+			out = append(out, w.step(n, Opened{At: w.at(), DealID: id, MaxAmount: d.Terms.MaxAmount})...)
+		}
+	case "request-closed":
+		w.closedReq[f[1]] = true
 	case "show":
 		for _, d := range w.parties[f[1]].Deals() {
 			out = append(out, fmt.Sprintf("%s: %s", f[1], w.fmtDeal(d)))
@@ -423,10 +533,17 @@ func (w *world) drain(party, what string) []string {
 	rd := m.Ready()
 	out := []string{fmt.Sprintf("%s: %s", party, what)}
 	for _, u := range rd.Deals {
+		if w.saved[party] == nil {
+			w.saved[party] = map[common.Hash]Deal{}
+		}
+		w.saved[party][u.Deal.ID] = u.Deal.Clone()
 		for _, h := range u.History {
 			line := fmt.Sprintf("  %s %s: %s -> %s, deal %s", w.dealName(u.Deal.ID), u.Deal.Role, h.From, h.To, h.Status)
 			if h.Reason != "" {
 				line += " (" + string(h.Reason) + ")"
+			}
+			if h.Detail != "" {
+				line += " [" + h.Detail + "]"
 			}
 			out = append(out, line)
 		}
@@ -536,7 +653,9 @@ func (w *world) mine(c chainTx) []string {
 	id := t.ID(dom)
 	fail := func(why string) []string {
 		out := []string{fmt.Sprintf("chain: %s %s by %s fails: %s", tx.Kind, w.dealName(id), c.by, why)}
-		return append(out, w.step(c.by, TxFailed{At: w.at(), DealID: id, Kind: tx.Kind, Err: why})...)
+		// What the contract refuses is final, except a refund asked early.
+		final := why != "refund too early"
+		return append(out, w.step(c.by, TxFailed{At: w.at(), DealID: id, Kind: tx.Kind, Err: why, Final: final})...)
 	}
 	var ev Event
 	switch tx.Kind {
@@ -556,6 +675,7 @@ func (w *world) mine(c chainTx) []string {
 		w.balance[t.Requester].Sub(w.balance[t.Requester], t.MaxAmount)
 		w.reserved[t.Requester].Add(w.reserved[t.Requester], t.MaxAmount)
 		w.status[id] = StatusFunded
+		w.terms[id] = t
 		ev = Opened{At: w.at(), DealID: id, MaxAmount: t.MaxAmount}
 	case TxSettle:
 		v := tx.Voucher
@@ -572,6 +692,7 @@ func (w *world) mine(c chainTx) []string {
 		w.reserved[t.Requester].Sub(w.reserved[t.Requester], t.MaxAmount)
 		w.balance[t.Requester].Add(w.balance[t.Requester], new(big.Int).Sub(t.MaxAmount, v.Voucher.Amount))
 		w.balance[t.Provider].Add(w.balance[t.Provider], v.Voucher.Amount)
+		w.paidOut[id] = new(big.Int).Set(v.Voucher.Amount)
 		ev = Settled{At: w.at(), DealID: id, Amount: v.Voucher.Amount, Commission: new(big.Int), Bytes: v.Voucher.Bytes, ConnLogHash: v.Voucher.ConnLogHash}
 	case TxRefund:
 		if w.status[id] != StatusFunded {

@@ -193,8 +193,10 @@ type Config struct {
 	RefundGrace time.Duration
 	// MaxClockSkew: how far in the past a proposal's Start may be.
 	MaxClockSkew time.Duration
-	// TxRetry: how long to wait before resubmitting a settle, refund or
-	// cancel that failed or was not seen on chain.
+	// TxRetry: how long to wait before resubmitting a transaction that
+	// failed for a reason that may pass (a connection, nonce or fee error, a
+	// refund asked a moment early) or was not seen on chain; the wait
+	// doubles with each failure, up to 8 times TxRetry. A revert is final.
 	TxRetry time.Duration
 }
 
@@ -211,7 +213,7 @@ func DefaultConfig(s Signer, d Domain) Config {
 		PaymentGrace:       10 * time.Second,
 		RefundGrace:        time.Hour,
 		MaxClockSkew:       30 * time.Second,
-		TxRetry:            time.Minute,
+		TxRetry:            15 * time.Second,
 	}
 }
 
@@ -284,9 +286,12 @@ type Deal struct {
 	PaidBytes uint64
 
 	// Pending is the transaction submitted and not yet seen on chain;
-	// RetryAt is when it is resubmitted.
-	Pending TxKind
-	RetryAt uint64
+	// RetryAt is when it is resubmitted, TxAttempts how often it failed
+	// (the backoff doubles with each), TxError the last failure.
+	Pending    TxKind
+	RetryAt    uint64
+	TxAttempts uint32
+	TxError    string
 
 	// Chain is what the chain said of the deal: none, funded (Opened),
 	// settled, refunded or cancelled.
@@ -397,6 +402,7 @@ type Entry struct {
 	To     Status // local status after
 	Status Status // derived deal status after
 	Reason Reason
+	Detail string // e.g. a failed transaction's error, with a revert's reason
 }
 
 // Update is a deal to persist: its whole new state and the history entries

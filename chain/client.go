@@ -168,6 +168,7 @@ func (s *sender) send(ctx context.Context, to *common.Address, data []byte) (*ty
 	if err != nil {
 		return nil, err
 	}
+	txSent(ctx, tx.Hash())
 	rcpt, err := s.wait(ctx, tx)
 	if err != nil {
 		return nil, err

@@ -89,15 +89,31 @@ func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint
 	if to-from >= maxLogRange {
 		to = from + maxLogRange - 1
 	}
+	out, err := c.DealEventsIn(ctx, from, to)
+	if err != nil {
+		return nil, from, err
+	}
+	return out, to + 1, nil
+}
+
+// DealEventsIn returns the Escrow's deal events in blocks [from, to],
+// oldest first, each with its block's number and hash, its transaction and
+// log index. Logs a reorganisation removed are left out; a caller that
+// acted on an event notices its block's hash change (BlockAt, BlockHash)
+// and undoes it, or lets a Follower do that.
+func (c *Client) DealEventsIn(ctx context.Context, from, to uint64) ([]DealEvent, error) {
+	if to < from {
+		return nil, nil
+	}
 	logs, err := c.s.b.FilterLogs(ctx, ethereum.FilterQuery{
 		FromBlock: new(big.Int).SetUint64(from),
 		ToBlock:   new(big.Int).SetUint64(to),
 		Addresses: []common.Address{c.c.Escrow},
 	})
 	if err != nil {
-		return nil, from, fmt.Errorf("deal events %d..%d: %w", from, to, err)
+		return nil, fmt.Errorf("deal events %d..%d: %w", from, to, err)
 	}
-	return c.decodeDealLogs(logs), to + 1, nil
+	return c.decodeDealLogs(logs), nil
 }
 
 // decodeDealLogs turns escrow logs into deal events, in the logs' order,
@@ -125,6 +141,21 @@ func (c *Client) decodeDealLogs(logs []types.Log) []DealEvent {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// BlockAt returns the number, hash and timestamp of block n (nil: the
+// latest). For a block the chain does not have it returns an error
+// wrapping ethereum.NotFound.
+func (c *Client) BlockAt(ctx context.Context, n *uint64) (number uint64, hash common.Hash, time uint64, err error) {
+	var num *big.Int
+	if n != nil {
+		num = new(big.Int).SetUint64(*n)
+	}
+	h, err := c.s.b.HeaderByNumber(ctx, num)
+	if err != nil {
+		return 0, common.Hash{}, 0, fmt.Errorf("chain block %v: %w", num, err)
+	}
+	return h.Number.Uint64(), h.Hash(), h.Time, nil
 }
 
 // Params are the Escrow's constants fixed at deployment.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/tunnel"
 )
@@ -17,6 +18,14 @@ import (
 // places a request itself, within a budget per hour and a price limit, and
 // holds the connection until a deal for the route is active or the wait
 // times out. Off by default: a node spends nothing unless told to.
+//
+// The request carries the route's whole place: country, and region, city,
+// ASN and IP type when the username names them. Matching compares region
+// and city exactly, while usernames fold them ("los_angeles"), so the
+// request takes their spelling from an offer in the book that matches
+// the route. A credential with a cap is charged what the deal's time
+// could cost at the price limit (its bytes are charged as they flow, see
+// routeTunnel), and refused when that would pass its cap.
 
 // AutoBuy configures auto-buy. Amounts are token base units.
 type AutoBuy struct {
@@ -40,7 +49,7 @@ var (
 // autoBuyer tracks the requests auto-buy placed; its mutex guards them.
 type autoBuyer struct {
 	mu      sync.Mutex
-	pending map[string]common.Hash // country -> request being filled
+	pending map[string]common.Hash // route's place (placeKey) -> request being filled
 	spent   []spend
 }
 
@@ -59,14 +68,20 @@ func (o AutoBuy) withDefaults() AutoBuy {
 	return o
 }
 
-// autoBuy places (or reuses) a request for the route's country and waits
+// placeKey names what a route asks for, without its session.
+func placeKey(r tunnel.Route) string {
+	r.Session, r.SessTime = "", 0
+	return r.String()
+}
+
+// autoBuy places (or reuses) a request for the route's place and waits
 // for a deal that covers the route.
-func (n *Node) autoBuy(ctx context.Context, r tunnel.Route) (common.Hash, error) {
+func (n *Node) autoBuy(ctx context.Context, r tunnel.Route, cred string) (common.Hash, error) {
 	ab := n.o.autoBuy.withDefaults()
 	if r.Country == "" {
 		return common.Hash{}, ErrAutoBuyNoCountry
 	}
-	if err := n.placeAutoRequest(ctx, r.Country, ab); err != nil {
+	if err := n.placeAutoRequest(ctx, r, cred, ab); err != nil {
 		return common.Hash{}, err
 	}
 	wctx, cancel := context.WithTimeout(ctx, ab.Wait)
@@ -74,7 +89,7 @@ func (n *Node) autoBuy(ctx context.Context, r tunnel.Route) (common.Hash, error)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		if id, err := n.pickDeal(r); err == nil {
+		if id, err := n.pickDeal(r, cred); err == nil {
 			return id, nil
 		}
 		select {
@@ -85,31 +100,60 @@ func (n *Node) autoBuy(ctx context.Context, r tunnel.Route) (common.Hash, error)
 	}
 }
 
-func (n *Node) placeAutoRequest(ctx context.Context, cc string, ab AutoBuy) error {
+// requestPlace is the location and IP type a request for r asks for, with
+// region and city spelt as a matching offer in the book spells them.
+func (n *Node) requestPlace(r tunnel.Route) (orderbook.Location, string) {
+	loc := orderbook.Location{Country: r.Country, Region: r.Region, City: r.City, ASN: r.ASN}
+	typ := "any"
+	if r.IPType != "" {
+		typ = r.IPType
+	}
+	if r.Region == "" && r.City == "" {
+		return loc, typ
+	}
+	offers, _ := n.book.List(orderbook.Query{Country: r.Country, Kind: orderbook.KindOffer})
+	for _, o := range offers {
+		if o.Maker != n.addr && r.Matches(o.Location, o.IPType) {
+			if r.Region != "" {
+				loc.Region = o.Location.Region
+			}
+			if r.City != "" {
+				loc.City = o.Location.City
+			}
+			break
+		}
+	}
+	return loc, typ
+}
+
+func (n *Node) placeAutoRequest(ctx context.Context, r tunnel.Route, cred string, ab AutoBuy) error {
 	b := n.autoBuyer
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if id, ok := b.pending[cc]; ok {
+	key := placeKey(r)
+	if id, ok := b.pending[key]; ok {
 		if o, err := n.book.Get(id); err == nil && o.Expires > uint64(n.now().Unix()) {
 			if !n.requestDone(id) {
 				return nil // still being filled
 			}
 		}
 	}
+	loc, typ := n.requestPlace(r)
 	p := sdk.RequestParams{
-		Country: cc, IPType: "any", IPs: 1, Duration: uint32(ab.Duration / time.Second),
+		Country: loc.Country, Region: loc.Region, City: loc.City, ASN: loc.ASN,
+		IPType: typ, IPs: 1, Duration: uint32(ab.Duration / time.Second),
 		MaxPricePerHour: ab.MaxPricePerHour.String(), MaxPricePerGB: ab.MaxPricePerGB.String(),
 		TTL: uint32((ab.Duration + ab.Wait) / time.Second),
 	}
 	// What the deal could lock: its time cost at the price limit plus the
 	// traffic budget, as termsFor computes it.
-	cost := new(big.Int).Mul(ab.MaxPricePerHour, big.NewInt(int64(ab.Duration/time.Second)))
-	cost.Div(cost, big.NewInt(3600))
+	timeCost := new(big.Int).Mul(ab.MaxPricePerHour, big.NewInt(int64(ab.Duration/time.Second)))
+	timeCost.Div(timeCost, big.NewInt(3600))
 	gb := n.o.deals.TrafficBudgetGB
 	if gb == 0 {
 		gb = 10
 	}
-	cost.Add(cost, new(big.Int).Mul(ab.MaxPricePerGB, new(big.Int).SetUint64(gb)))
+	cost := new(big.Int).Add(timeCost, new(big.Int).Mul(ab.MaxPricePerGB, new(big.Int).SetUint64(gb)))
 	now := n.now()
 	total := new(big.Int).Set(cost)
 	kept := b.spent[:0]
@@ -121,15 +165,23 @@ func (n *Node) placeAutoRequest(ctx context.Context, cc string, ab AutoBuy) erro
 	}
 	b.spent = kept
 	if ab.BudgetPerHour == nil || total.Cmp(ab.BudgetPerHour) > 0 {
-		return fmt.Errorf("%w: a %s deal could lock %s, budget %s per hour", ErrAutoBuyBudget, cc, cost, ab.BudgetPerHour)
+		return fmt.Errorf("%w: a %s deal could lock %s, budget %s per hour", ErrAutoBuyBudget, key, cost, ab.BudgetPerHour)
+	}
+	var auth *proxyAuth
+	if n.tun != nil {
+		auth = n.tun.auth
+	}
+	if err := auth.checkSpend(cred, timeCost); err != nil {
+		return err
 	}
 	o, err := n.CreateRequest(ctx, p)
 	if err != nil {
-		return fmt.Errorf("auto-buy request for %s: %w", cc, err)
+		return fmt.Errorf("auto-buy request for %s: %w", key, err)
 	}
 	b.spent = append(b.spent, spend{at: now, amount: cost})
-	b.pending[cc] = o.ID()
-	n.log.Info("auto-buy placed a request", "country", cc, "order", o.ID().Hex(), "duration", ab.Duration)
+	b.pending[key] = o.ID()
+	auth.spend(cred, timeCost)
+	n.log.Info("auto-buy placed a request", "route", key, "order", o.ID().Hex(), "duration", ab.Duration, "credential", cred)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/tunnel"
 	ma "github.com/multiformats/go-multiaddr"
 )
 
@@ -40,7 +42,8 @@ type Config struct {
 	// unavailable and order balances go unchecked.
 	ChainRPC string `json:"chain-rpc,omitempty"`
 	// SOCKS and HTTP are the loopback addresses of the requester's SOCKS5
-	// and HTTP proxies ("off" to run none).
+	// and HTTP proxies ("off" to run none). They ask for a credential
+	// (proxy-credentials.json) unless NoProxyAuth.
 	SOCKS string `json:"socks,omitempty"`
 	HTTP  string `json:"http-proxy,omitempty"`
 	// ExitAllow and ExitDeny adjust the provider's exit policy: CIDRs
@@ -80,6 +83,19 @@ type Config struct {
 	// rpcs are the chain's JSON-RPC URLs in the order tried: ChainRPC,
 	// then the network file's (set by withNetwork).
 	rpcs []string
+	// NoProxyAuth lets the proxies serve clients without a credential.
+	// Only for loopback listeners on a machine whose every user may spend
+	// the node's escrow: refused with a non-loopback proxy address.
+	NoProxyAuth bool `json:"no-proxy-auth,omitempty"`
+	// AllowPublicListen lets the API and the proxies listen on an address
+	// other than loopback. The proxies still require credentials, and
+	// /metrics goes behind the API token.
+	AllowPublicListen bool `json:"allow-public-listen,omitempty"`
+	// TunnelIdleTimeout closes an established tunnel that carried no byte
+	// either way for that long (a Go duration, e.g. "5m"; "0" never;
+	// empty: tunnel.DefaultTunnelIdleTimeout). On both sides: the
+	// requester's proxies and the provider's exit.
+	TunnelIdleTimeout string `json:"tunnel-idle-timeout,omitempty"`
 }
 
 // Defaults.
@@ -159,6 +175,46 @@ func (c Config) validate() error {
 	if _, _, err := scryptParams(c.Scrypt); err != nil {
 		return err
 	}
+	if _, err := c.tunnelIdle(); err != nil {
+		return err
+	}
+	return c.checkListeners()
+}
+
+// tunnelIdle is TunnelIdleTimeout parsed (0: never).
+func (c Config) tunnelIdle() (time.Duration, error) {
+	if c.TunnelIdleTimeout == "" {
+		return tunnel.DefaultTunnelIdleTimeout, nil
+	}
+	d, err := time.ParseDuration(c.TunnelIdleTimeout)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("node: --tunnel-idle-timeout %q: want a duration like 5m (0: never)", c.TunnelIdleTimeout)
+	}
+	return d, nil
+}
+
+// ErrPublicListen: a listen address other than loopback without
+// --allow-public-listen, or a public proxy without credentials.
+var ErrPublicListen = errors.New("node: listen address is not loopback")
+
+// checkListeners keeps the API and the proxies on loopback unless the
+// owner says otherwise: a proxy anyone can reach spends the node's
+// escrow, and with auto-buy buys deals.
+func (c Config) checkListeners() error {
+	for _, l := range []struct{ flag, addr string }{{"--api", c.API}, {"--socks", c.SOCKS}, {"--http-proxy", c.HTTP}} {
+		if l.addr == "" || l.addr == "off" {
+			continue
+		}
+		if IsLoopbackAddr(l.addr) {
+			continue
+		}
+		if !c.AllowPublicListen {
+			return fmt.Errorf("%w: %s %s: anyone who reaches it could use the node (and spend its escrow); listen on 127.0.0.1, or add --allow-public-listen", ErrPublicListen, l.flag, l.addr)
+		}
+		if l.flag != "--api" && c.NoProxyAuth {
+			return fmt.Errorf("%w: %s %s with --no-proxy-auth: a proxy on a public address must ask for credentials; drop --no-proxy-auth", ErrPublicListen, l.flag, l.addr)
+		}
+	}
 	return nil
 }
 
@@ -175,13 +231,28 @@ var neverAllowed = []struct {
 	{netip.MustParsePrefix("::/128"), "the unspecified address", ""},
 }
 
+// IsLoopbackAddr reports whether a host:port listens on loopback only: a
+// loopback IP or "localhost". An empty host (every interface), another
+// name or another address is not.
+func IsLoopbackAddr(hostport string) bool {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
 // Domain is the EIP-712 domain the node signs and checks under.
 func (c Config) Domain() orderbook.Domain {
 	return orderbook.Domain{ChainID: c.ChainID, VerifyingContract: common.HexToAddress(c.Escrow)}
 }
 
 // Init creates a data dir: a new key in the keystore (encrypted with
-// password), config.json and an API token. It refuses a dir that already
+// password), config.json, an API token and the proxy password. It refuses a dir that already
 // has a key.
 func Init(dir, password string, cfg Config) (common.Address, error) {
 	key, err := ethcrypto.GenerateKey()
@@ -240,6 +311,9 @@ func InitKey(dir, password string, cfg Config, key *ecdsa.PrivateKey) (common.Ad
 		return common.Address{}, err
 	}
 	if _, err := EnsureToken(dir); err != nil {
+		return common.Address{}, err
+	}
+	if _, err := EnsureCredentials(dir); err != nil {
 		return common.Address{}, err
 	}
 	return addr, nil

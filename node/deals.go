@@ -1,39 +1,30 @@
 package node
 
 import (
-	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
-	"sort"
-	"sync"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/internal/crash"
 	"github.com/ipsx/ipsx/matching"
+	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
-	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Deals. One goroutine (dealLoop) owns the agreement.Machine; everything
-// else hands it work through dealDo. After every step the loop acts on the
-// machine's Ready in the order the agreement package requires: persist the
-// deals (synced), then send messages, submit transactions, apply
-// reservations and tunnel permissions, and move refused proposals on to the
-// next candidate. Network and chain calls run on their own goroutines so
-// the loop never waits on a peer or a receipt; their outcomes come back as
-// events.
+// Deals. The deal driver (package node/deals) owns the state machine, the
+// deal records with their outboxes, the chain watcher and the proposer;
+// this file wires it to the node: the badger store, the libp2p transport
+// (dealnet.go), the escrow client, the order book, and the hooks that turn
+// deal changes into tunnel permissions, offer versions and API events.
 
 // DealConfig tunes the deal protocol; zero fields take agreement's
 // defaults. The refund grace always comes from the escrow contract.
@@ -50,41 +41,25 @@ type DealConfig struct {
 	TrafficBudgetGB uint64
 	// Tick is how often the machine's timers are checked (default 1 s).
 	Tick time.Duration
-}
-
-type dealReq struct {
-	fn   func(m *agreement.Machine) error
-	done chan error
-}
-
-// dealState is what the deal loop keeps beside the machine. Only the loop
-// goroutine touches it.
-type dealState struct {
-	m       *agreement.Machine
-	history map[common.Hash][]agreement.Entry
-	// tried holds, per own request, the offers proposed to already.
-	tried map[common.Hash]map[seriesKey]bool
-	// capacity is the total IPs of each own offer series (by nonce).
-	capacity map[uint64]uint32
-	cursor   uint64 // next chain block to read events from
-	// intervalBytes is the pay-ahead interval in bytes (the machine's).
-	intervalBytes uint64
+	// Confirmations: deal events count once this many blocks are on top
+	// of theirs (default 0, right for a dev chain).
+	Confirmations uint64
+	// SeriesBackoff is the wait before an offer that failed a request is
+	// proposed to again (default 10 s, doubling).
+	SeriesBackoff time.Duration
 }
 
 var errNoDeals = errors.New("node: deals need a chain (--chain-rpc)")
 
-const (
-	defaultIntervalBytes = 16 << 20
+// defaultIntervalBytes: the pay-ahead interval in bytes, large enough that
+// a fast transfer is not throttled by the voucher round trip (each voucher
+// is synced to disk on both sides), small enough that what either side can
+// lose stays small (16 MiB at 0.01 token per GB is 0.00017 token).
+const defaultIntervalBytes = 16 << 20
 
-	keyDeal      = "deal/r/"
-	keyCapacity  = "deal/capacity/"
-	keyCursor    = "deal/chain-cursor"
-	dealIOTimout = 10 * time.Second
-)
-
-// startDeals builds the machine from the persisted deals. It needs the
+// newDeals builds the driver from the persisted records. It needs the
 // chain (the escrow's domain and grace).
-func (n *Node) startDeals(ctx context.Context) error {
+func (n *Node) newDeals(ctx context.Context) error {
 	if n.escrow == nil {
 		return nil
 	}
@@ -92,8 +67,7 @@ func (n *Node) startDeals(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c := n.escrow.Contracts()
-	cfg := agreement.DefaultConfig(agreement.NewKeySigner(n.key), c.Domain())
+	mc := agreement.DefaultConfig(agreement.NewKeySigner(n.key), n.escrow.Contracts().Domain())
 	dc := n.o.deals
 	set := func(dst *time.Duration, v time.Duration) {
 		if v > 0 {
@@ -101,436 +75,279 @@ func (n *Node) startDeals(ctx context.Context) error {
 		}
 	}
 	if dc.IntervalSeconds > 0 {
-		cfg.IntervalSeconds = dc.IntervalSeconds
+		mc.IntervalSeconds = dc.IntervalSeconds
 	}
-	// The pay-ahead interval in bytes: large enough that a fast transfer
-	// is not throttled by the voucher round trip (each voucher is synced
-	// to disk on both sides), small enough that what either side can lose
-	// stays small (16 MiB at 0.01 token per GB is 0.00017 token).
-	cfg.IntervalBytes = defaultIntervalBytes
+	mc.IntervalBytes = defaultIntervalBytes
 	if dc.IntervalBytes > 0 {
-		cfg.IntervalBytes = dc.IntervalBytes
+		mc.IntervalBytes = dc.IntervalBytes
 	}
-	set(&cfg.ProposalTimeout, dc.ProposalTimeout)
-	set(&cfg.ReservationTimeout, dc.ReservationTimeout)
-	set(&cfg.FundingTimeout, dc.FundingTimeout)
-	set(&cfg.PaymentGrace, dc.PaymentGrace)
-	set(&cfg.TxRetry, dc.TxRetry)
-	cfg.RefundGrace = time.Duration(p.GraceSeconds) * time.Second
-	m, err := agreement.New(cfg)
+	set(&mc.ProposalTimeout, dc.ProposalTimeout)
+	set(&mc.ReservationTimeout, dc.ReservationTimeout)
+	set(&mc.FundingTimeout, dc.FundingTimeout)
+	set(&mc.PaymentGrace, dc.PaymentGrace)
+	set(&mc.TxRetry, dc.TxRetry)
+	mc.RefundGrace = time.Duration(p.GraceSeconds) * time.Second
+	cfg := deals.Config{
+		Machine: mc, Tick: n.o.dealTick(), Confirmations: n.dealConfirmations(),
+		TrafficBudgetGB: dc.TrafficBudgetGB, SeriesBackoff: dc.SeriesBackoff, Now: n.o.clock,
+	}
+	d, err := deals.New(cfg, deals.NewBadgerStore(n.db), dealTransport{n}, dealChain{n.escrow}, dealOffers{n}, dealHooks{n},
+		n.o.logger.With("component", "deals", "address", n.addr.Hex()))
 	if err != nil {
 		return err
 	}
-	st := &dealState{m: m, history: map[common.Hash][]agreement.Entry{}, tried: map[common.Hash]map[seriesKey]bool{}, capacity: map[uint64]uint32{}}
-	deals, err := n.loadDeals(st)
-	if err != nil {
-		return err
-	}
-	if err := m.Restore(deals); err != nil {
-		return fmt.Errorf("node: restore deals: %w", err)
-	}
-	if err := n.loadCapacity(st); err != nil {
-		return err
-	}
-	st.cursor, err = n.loadCursor(ctx)
-	if err != nil {
-		return err
-	}
-	now := n.now()
+	n.deals = d
+	return nil
+}
+
+// registerOffers tells the driver about the node's live own offers (at
+// start, before the driver runs its first proposals).
+func (n *Node) registerOffers(ctx context.Context) {
 	own, err := n.book.List(orderbook.Query{Maker: n.addr, Kind: orderbook.KindOffer})
 	if err != nil {
-		return err
+		n.log.Warn("list own offers", "err", err)
+		return
 	}
 	for _, o := range own {
-		cp, ok := st.capacity[o.Nonce]
-		if !ok {
-			cp = o.IPs
-			st.capacity[o.Nonce] = cp
-		}
-		if err := m.Step(agreement.SetOffer{At: now, ID: o.ID(), Offer: o, Capacity: cp}); err != nil {
-			n.log.Warn("register own offer", "order", o.ID().Hex(), "err", err)
-		}
-	}
-	st.intervalBytes = cfg.IntervalBytes
-	n.dealState = st
-	n.dealReqs = make(chan dealReq)
-	return nil
-}
-
-// dealDo runs fn on the deal loop and acts on what it produced.
-func (n *Node) dealDo(ctx context.Context, fn func(m *agreement.Machine) error) error {
-	if n.dealReqs == nil {
-		return errNoDeals
-	}
-	r := dealReq{fn: fn, done: make(chan error, 1)}
-	select {
-	case n.dealReqs <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-n.runCtx.Done():
-		return n.runCtx.Err()
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		n.registerOwnOffer(ctx, o)
 	}
 }
 
-// dealLoop owns the machine until ctx ends. Work it starts (sends, chain
-// transactions) runs under wg.
-func (n *Node) dealLoop(ctx context.Context, wg *sync.WaitGroup) {
-	st := n.dealState
-	tick := time.NewTicker(n.o.dealTick())
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case r := <-n.dealReqs:
-			err := r.fn(st.m)
-			n.handleReady(ctx, wg, st)
-			r.done <- err
-		case <-tick.C:
-			now := n.now()
-			if err := st.m.Tick(now); err != nil {
-				n.log.Warn("deal tick", "err", err)
-			}
-			n.autoPropose(now, st)
-			n.handleReady(ctx, wg, st)
-		}
+// registerOwnOffer tells the driver about an own offer version.
+func (n *Node) registerOwnOffer(ctx context.Context, o *orderbook.Order) {
+	if n.deals == nil || o.Kind != orderbook.KindOffer {
+		return
+	}
+	n.offerMu.Lock()
+	if last := n.lastOffer[o.Nonce]; last == nil || last.Version <= o.Version {
+		n.lastOffer[o.Nonce] = o
+	}
+	n.offerMu.Unlock()
+	if err := n.deals.SetOffer(ctx, o); err != nil {
+		n.log.Warn("register offer for deals", "order", o.ID().Hex(), "err", err)
 	}
 }
 
-// handleReady acts on everything the machine produced.
-func (n *Node) handleReady(ctx context.Context, wg *sync.WaitGroup, st *dealState) {
-	for st.m.HasReady() {
-		rd := st.m.Ready()
-		if err := n.persistDeals(st, rd.Deals); err != nil {
-			// Nothing is acted on that is not on disk; the machine keeps
-			// the output and the next round tries again.
-			n.log.Error("persist deals", "err", err)
-			return
-		}
-		for _, u := range rd.Deals {
-			n.events.publish("deal.updated", dealView(&u.Deal, nil))
-			n.geoCheck(&u.Deal)
-			n.rateDeal(&u.Deal)
-			if u.Deal.Role == agreement.RoleProvider && u.Deal.Voucher != nil {
-				n.raiseAllowance(u.Deal.ID, u.Deal.Voucher.Voucher.Bytes+2*st.intervalBytes)
-			}
-		}
-		for _, env := range rd.Messages {
-			env := env
-			wg.Add(1)
-			go func() { defer wg.Done(); n.sendDealMsg(ctx, env) }()
-		}
-		for _, tx := range rd.Txs {
-			tx := tx
-			wg.Add(1)
-			go func() { defer wg.Done(); n.submitTx(ctx, tx) }()
-		}
-		n.applyReservations(st, rd.Reservations)
-		n.applyPermissions(rd.Permissions)
-		n.stopTunnels(st, rd.Permissions)
-		n.endTunnels(rd.Deals)
-		for _, r := range rd.Retries {
-			n.log.Info("proposal failed; trying the next offer", "deal", r.DealID.Hex(), "request", r.RequestID.Hex(), "reason", r.Reason)
-		}
-		st.m.Advance()
-	}
-}
+// ---- the chain ----
 
-type dealRecord struct {
-	Deal    agreement.Deal    `json:"deal"`
-	History []agreement.Entry `json:"history"`
-	Updated time.Time         `json:"updated"`
-}
+// dealChain is the escrow as the driver sees it.
+type dealChain struct{ c *chain.Client }
 
-func (n *Node) persistDeals(st *dealState, ups []agreement.Update) error {
-	if len(ups) == 0 {
-		return nil
-	}
-	now := n.now()
-	err := n.db.Update(func(txn *badger.Txn) error {
-		for _, u := range ups {
-			h := append(st.history[u.Deal.ID], u.History...)
-			b, err := json.Marshal(dealRecord{Deal: u.Deal, History: h, Updated: now})
-			if err != nil {
-				return err
-			}
-			if err := txn.Set([]byte(keyDeal+u.Deal.ID.Hex()), b); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	if err := n.db.Sync(); err != nil {
-		return err
-	}
-	for _, u := range ups {
-		st.history[u.Deal.ID] = append(st.history[u.Deal.ID], u.History...)
-	}
-	return nil
-}
-
-func (n *Node) loadDeals(st *dealState) ([]agreement.Deal, error) {
-	var out []agreement.Deal
-	err := n.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyDeal)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var r dealRecord
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
-				return fmt.Errorf("node: corrupt deal record %s: %w", it.Item().Key(), err)
-			}
-			out = append(out, r.Deal)
-			st.history[r.Deal.ID] = r.History
-		}
-		return nil
-	})
-	return out, err
-}
-
-func (n *Node) readDeal(id common.Hash) (dealRecord, error) {
-	var r dealRecord
-	err := n.dbGetJSON([]byte(keyDeal+id.Hex()), &r)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return r, fmt.Errorf("%w: %s", agreement.ErrUnknownDeal, id.Hex())
-	}
-	return r, err
-}
-
-func (n *Node) loadCapacity(st *dealState) error {
-	return n.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyCapacity)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			k := it.Item().Key()
-			if len(k) != len(keyCapacity)+8 {
-				continue
-			}
-			_ = it.Item().Value(func(v []byte) error {
-				if len(v) == 4 {
-					st.capacity[binary.BigEndian.Uint64(k[len(keyCapacity):])] = binary.BigEndian.Uint32(v)
-				}
-				return nil
-			})
-		}
-		return nil
-	})
-}
-
-func (n *Node) saveCapacity(nonce uint64, c uint32) error {
-	k := append([]byte(keyCapacity), u64(nonce)...)
-	v := binary.BigEndian.AppendUint32(nil, c)
-	if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set(k, v) }); err != nil {
-		return err
-	}
-	return n.db.Sync()
-}
-
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-func (n *Node) loadCursor(ctx context.Context) (uint64, error) {
-	var c uint64
-	err := n.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get([]byte(keyCursor))
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			if len(v) == 8 {
-				c = binary.BigEndian.Uint64(v)
-			}
-			return nil
-		})
-	})
-	if err == nil {
-		return c, nil
-	}
-	if !errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, err
-	}
-	// First start: deals of this node cannot be older than now.
-	head, _, err := n.escrow.Head(ctx)
-	if err != nil {
-		return 0, err
-	}
-	return head + 1, nil
-}
-
-// chainWatch feeds the escrow's deal events into the machine.
-func (n *Node) chainWatch(ctx context.Context) {
-	t := time.NewTicker(n.o.dealTick())
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		if _, ht, err := n.escrow.Head(ctx); err == nil {
-			n.chainTime.Store(ht)
-		}
-		from := n.dealState.cursor // written only here after start
-		evs, next, err := n.escrow.DealEvents(ctx, from)
-		if err != nil {
-			if ctx.Err() == nil {
-				n.log.Warn("read escrow events", "err", err)
-			}
-			continue
-		}
-		for _, e := range evs {
-			ev := chainEvent(e, n.now())
-			if ev == nil {
-				continue
-			}
-			err := n.dealDo(ctx, func(m *agreement.Machine) error {
-				if _, ok := m.Deal(e.DealID); !ok {
-					return nil // someone else's deal
-				}
-				return m.Step(ev)
-			})
-			if err != nil && ctx.Err() == nil {
-				n.log.Debug("chain event", "deal", e.DealID.Hex(), "event", e.Kind, "err", err)
-			}
-		}
-		if next != from {
-			if err := n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyCursor), u64(next)) }); err != nil {
-				n.log.Warn("save chain cursor", "err", err)
-			}
-			n.dealState.cursor = next
-		}
-	}
-}
-
-func chainEvent(e chain.DealEvent, at time.Time) agreement.Event {
-	switch e.Kind {
-	case chain.EventOpened:
-		return agreement.Opened{At: at, DealID: e.DealID, MaxAmount: e.MaxAmount}
-	case chain.EventSettled:
-		return agreement.Settled{At: at, DealID: e.DealID, Amount: e.Amount, Commission: e.Commission, Bytes: e.Bytes, ConnLogHash: e.ConnLogHash}
-	case chain.EventRefunded:
-		return agreement.Refunded{At: at, DealID: e.DealID, Amount: e.Amount}
-	case chain.EventCancelled:
-		return agreement.Cancelled{At: at, DealID: e.DealID}
-	}
-	return nil
-}
-
-// submitTx sends one escrow transaction; a failure goes back to the
-// machine, success shows up as a chain event.
-func (n *Node) submitTx(ctx context.Context, tx agreement.Tx) {
+func (c dealChain) Submit(ctx context.Context, tx agreement.Tx) error {
+	ctx = chain.WithTxSent(ctx, func(common.Hash) { crash.Point("tx.sent." + tx.Kind.String()) })
 	var err error
 	switch tx.Kind {
 	case agreement.TxOpen:
-		_, err = n.escrow.Open(ctx, tx.Terms, tx.ProviderSig, tx.RequesterSig)
+		_, err = c.c.Open(ctx, tx.Terms, tx.ProviderSig, tx.RequesterSig)
 	case agreement.TxSettle:
-		_, err = n.escrow.Settle(ctx, tx.Terms, tx.Voucher.Voucher, tx.Voucher.Signature)
+		_, err = c.c.Settle(ctx, tx.Terms, tx.Voucher.Voucher, tx.Voucher.Signature)
 	case agreement.TxRefund:
-		_, err = n.escrow.Refund(ctx, tx.Terms)
+		_, err = c.c.Refund(ctx, tx.Terms)
 	case agreement.TxCancel:
-		_, err = n.escrow.Cancel(ctx, tx.Terms, tx.ProviderSig, tx.RequesterSig)
+		_, err = c.c.Cancel(ctx, tx.Terms, tx.ProviderSig, tx.RequesterSig)
 	default:
-		err = fmt.Errorf("unknown transaction kind %s", tx.Kind)
+		err = fmt.Errorf("node: unknown transaction kind %s", tx.Kind)
 	}
-	if err == nil {
-		n.log.Info("escrow transaction mined", "deal", tx.DealID.Hex(), "tx", tx.Kind)
-		return
-	}
-	if ctx.Err() != nil {
-		return
-	}
-	n.log.Warn("escrow transaction failed", "deal", tx.DealID.Hex(), "tx", tx.Kind, "err", err)
-	_ = n.dealDo(ctx, func(m *agreement.Machine) error {
-		return m.Step(agreement.TxFailed{At: n.now(), DealID: tx.DealID, Kind: tx.Kind, Err: err.Error()})
-	})
+	return err
 }
 
-// Deal messages travel one per stream: a uvarint length, then the encoded
-// message.
+// Classify tells reverts that are final from those that say the outcome
+// is on chain already and from failures that may pass.
+func (dealChain) Classify(err error) deals.TxOutcome {
+	switch {
+	case chain.IsRevert(err, "DealExists"), chain.IsRevert(err, "DealNotOpen"):
+		return deals.TxOnChain
+	case chain.IsRevert(err, "RefundTooEarly"):
+		return deals.TxRetry // the chain's clock is a little behind
+	case errors.Is(err, chain.ErrReverted), errors.Is(err, chain.ErrInvalidArgument):
+		return deals.TxFinal
+	}
+	return deals.TxRetry // connection, nonce, fee, gas funds, no receipt yet
+}
 
-func (n *Node) sendDealMsg(ctx context.Context, env agreement.Envelope) {
-	b, err := agreement.Encode(env.Msg)
+func (c dealChain) Events(ctx context.Context, from, to uint64) ([]deals.Event, error) {
+	evs, err := c.c.DealEventsIn(ctx, from, to)
 	if err != nil {
-		n.log.Error("encode deal message", "err", err)
+		return nil, err
+	}
+	out := make([]deals.Event, 0, len(evs))
+	for _, e := range evs {
+		var ev agreement.Event
+		switch e.Kind {
+		case chain.EventOpened:
+			ev = agreement.Opened{DealID: e.DealID, MaxAmount: e.MaxAmount}
+		case chain.EventSettled:
+			ev = agreement.Settled{DealID: e.DealID, Amount: e.Amount, Commission: e.Commission, Bytes: e.Bytes, ConnLogHash: e.ConnLogHash}
+		case chain.EventRefunded:
+			ev = agreement.Refunded{DealID: e.DealID, Amount: e.Amount}
+		case chain.EventCancelled:
+			ev = agreement.Cancelled{DealID: e.DealID}
+		default:
+			continue
+		}
+		out = append(out, deals.Event{Ev: ev, DealID: e.DealID, Block: e.Block, Hash: e.BlockHash})
+	}
+	return out, nil
+}
+
+func (c dealChain) Header(ctx context.Context, number *uint64) (deals.Header, error) {
+	num, hash, t, err := c.c.BlockAt(ctx, number)
+	if err != nil {
+		if isNotFound(err) {
+			return deals.Header{}, fmt.Errorf("%w: %w", deals.ErrNoBlock, err)
+		}
+		return deals.Header{}, err
+	}
+	return deals.Header{Number: num, Hash: hash, Time: t}, nil
+}
+
+// ---- the book ----
+
+// dealOffers is the order book as the proposer sees it.
+type dealOffers struct{ n *Node }
+
+func (o dealOffers) OwnRequests() []*orderbook.Order {
+	reqs, err := o.n.book.List(orderbook.Query{Maker: o.n.addr, Kind: orderbook.KindRequest})
+	if err != nil {
+		o.n.log.Warn("list own requests", "err", err)
+	}
+	return reqs
+}
+
+func (o dealOffers) Candidates(r *orderbook.Order, now time.Time) []matching.Fill {
+	book, err := o.n.book.List(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
+	if err != nil {
+		return nil
+	}
+	cands, err := matching.Candidates(matching.NewSnapshot(append(book, r)), r, now, matching.Params{})
+	if err != nil {
+		return nil
+	}
+	o.n.rankCandidates(cands)
+	return cands
+}
+
+func (o dealOffers) Reachable(maker common.Address) bool {
+	_, err := o.n.peerOf(maker)
+	return err == nil
+}
+
+func (o dealOffers) RequestOpen(id common.Hash) bool {
+	r, err := o.n.book.Get(id)
+	return err == nil && r.Maker == o.n.addr && r.Expires > uint64(o.n.now().Unix()) && !o.n.book.Cancelled(id)
+}
+
+// ---- hooks ----
+
+// dealHooks is what the node does about deal changes, on the driver's
+// loop: nothing here may block.
+type dealHooks struct{ n *Node }
+
+func (h dealHooks) Updated(recs []deals.Record) {
+	n := h.n
+	for i := range recs {
+		r := &recs[i]
+		v := dealView(r, false)
+		n.events.publish("deal.updated", v)
+		n.geoCheck(r)
+		n.rateDeal(&r.Deal)
+		if r.Deal.Role == agreement.RoleProvider && r.Deal.Voucher != nil {
+			n.raiseAllowance(r.Deal.ID, r.Deal.Voucher.Voucher.Bytes+2*n.deals.IntervalBytes())
+		}
+		if r.Peer.ID != "" {
+			if pid, err := peer.Decode(r.Peer.ID); err == nil {
+				n.learnPeer(r.Deal.Peer(), pid)
+			}
+		}
+	}
+	n.endTunnels(recs)
+}
+
+func (h dealHooks) Permissions(ps []agreement.Permission) { h.n.stopTunnels(ps) }
+
+func (h dealHooks) Reservations(rs []agreement.Reservation) {
+	n := h.n
+	pools := map[uint64]bool{}
+	for _, r := range rs {
+		pools[r.Pool] = true
+	}
+	if n.runWG == nil {
 		return
 	}
-	pid, err := n.peerOf(env.To)
+	n.runWG.Add(1)
+	go func() {
+		defer n.runWG.Done()
+		for pool := range pools {
+			n.republishOffer(n.runCtx, pool)
+		}
+	}()
+}
+
+func (h dealHooks) Usage(id common.Hash) (uint64, common.Hash, bool) { return h.n.providerUsage(id) }
+
+// republishOffer publishes a new version of an own offer series with the
+// IPs left free, or withdraws it when none are.
+func (n *Node) republishOffer(ctx context.Context, pool uint64) {
+	n.republishMu.Lock()
+	defer n.republishMu.Unlock()
+	avail, err := n.deals.Available(ctx, pool)
 	if err != nil {
-		n.log.Warn("deal message: no route to counterparty", "peer", env.To.Hex(), "err", err)
 		return
 	}
-	sctx, cancel := context.WithTimeout(ctx, dealIOTimout)
-	defer cancel()
-	// Deal messages are small: a relayed connection to a provider behind
-	// NAT carries them while hole punching gets a direct one for tunnels.
-	sctx = network.WithAllowLimitedConn(sctx, "deal message")
-	err = n.connect(sctx, pid)
-	var s network.Stream
-	if err == nil {
-		s, err = n.host.NewStream(sctx, pid, agreement.ProtocolID)
-	}
+	cur, err := n.currentOffer(pool)
 	if err != nil {
-		if ctx.Err() == nil {
-			n.log.Warn("deal message: open stream", "peer", pid, "type", env.Msg.Type(), "err", err)
+		n.log.Warn("own offer", "nonce", pool, "err", err)
+		return
+	}
+	if cur != nil && cur.IPs == avail {
+		return
+	}
+	if avail == 0 {
+		if cur != nil {
+			if _, err := n.Cancel(ctx, cur.ID()); err != nil {
+				n.log.Warn("withdraw fully reserved offer", "order", cur.ID().Hex(), "err", err)
+			}
 		}
 		return
 	}
-	_ = s.SetDeadline(time.Now().Add(dealIOTimout))
-	frame := binary.AppendUvarint(nil, uint64(len(b)))
-	if _, err := s.Write(append(frame, b...)); err != nil {
-		_ = s.Reset()
-		n.log.Warn("deal message: write", "peer", pid, "err", err)
+	n.offerMu.Lock()
+	next := n.lastOffer[pool]
+	n.offerMu.Unlock()
+	if next == nil {
+		next = cur
+	}
+	if next == nil {
+		return // withdrawn before a restart: nothing to base a version on
+	}
+	o := *next
+	o.Version, o.IPs, o.Created, o.Signature = next.Version+1, avail, uint64(n.now().Unix()), nil
+	if o.Created >= o.Expires {
 		return
 	}
-	_ = s.Close()
+	if err := o.Sign(n.key); err != nil {
+		return
+	}
+	if err := n.addLocal(ctx, &o); err != nil {
+		n.log.Warn("publish offer version", "nonce", pool, "err", err)
+		return
+	}
+	n.registerOwnOffer(ctx, &o)
 }
 
-func (n *Node) serveDeal(s network.Stream) {
-	_ = s.SetDeadline(time.Now().Add(dealIOTimout))
-	from := s.Conn().RemotePeer()
-	addr, err := AddressOf(from)
-	if err != nil {
-		_ = s.Reset()
-		return
+// currentOffer is the live version of an own offer series, or nil.
+func (n *Node) currentOffer(nonce uint64) (*orderbook.Order, error) {
+	_, id, ok := n.book.Series(n.addr, nonce)
+	if !ok {
+		return nil, nil
 	}
-	r := bufio.NewReader(io.LimitReader(s, agreement.MaxMessageSize+binary.MaxVarintLen64))
-	size, err := binary.ReadUvarint(r)
-	if err != nil || size > agreement.MaxMessageSize {
-		_ = s.Reset()
-		return
+	o, err := n.book.Get(id)
+	if errors.Is(err, orderbook.ErrNotFound) {
+		return nil, nil
 	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
-		_ = s.Reset()
-		return
-	}
-	_ = s.Close()
-	msg, err := agreement.Decode(buf)
-	if err != nil {
-		n.log.Debug("bad deal message", "peer", from, "err", err)
-		return
-	}
-	n.learnPeer(addr, from)
-	err = n.dealDo(n.runCtx, func(m *agreement.Machine) error {
-		if sv, ok := msg.(*agreement.SignedVoucher); ok {
-			// The machine judges a voucher against what this side has
-			// metered: bring that up to date first, or a fast transfer
-			// makes honest vouchers look like they pay too far ahead.
-			n.refreshUsage(m, sv.Voucher.DealID)
-		}
-		return m.Step(agreement.Receive{At: n.now(), From: addr, Msg: msg})
-	})
-	if err != nil {
-		n.log.Debug("deal message refused", "peer", from, "type", msg.Type(), "err", err)
-	}
+	return o, err
 }
+
+// ---- peers ----
 
 // learnPeer remembers the PeerID behind an address.
 func (n *Node) learnPeer(a common.Address, p peer.ID) {
@@ -539,14 +356,22 @@ func (n *Node) learnPeer(a common.Address, p peer.ID) {
 	n.peersMu.Unlock()
 }
 
-// peerOf finds the PeerID behind an address: learnt from a stream, or
-// recovered from the signature of one of its orders.
+// peerOf finds the PeerID behind an address: learnt from a stream or a
+// deal record, or recovered from the signature of one of its orders.
 func (n *Node) peerOf(a common.Address) (peer.ID, error) {
 	n.peersMu.Lock()
 	p, ok := n.peerIDs[a]
 	n.peersMu.Unlock()
 	if ok {
 		return p, nil
+	}
+	if n.deals != nil {
+		if hint, ok := n.deals.PeerOf(a); ok {
+			if pid, err := n.usePeerHint(hint); err == nil {
+				n.learnPeer(a, pid)
+				return pid, nil
+			}
+		}
 	}
 	orders, err := n.book.List(orderbook.Query{Maker: a})
 	if err != nil {
@@ -572,235 +397,53 @@ func (n *Node) peerOf(a common.Address) (peer.ID, error) {
 	return "", fmt.Errorf("node: no known peer for %s", a.Hex())
 }
 
-// applyPermissions records which deals may use the tunnel.
-func (n *Node) applyPermissions(ps []agreement.Permission) {
-	n.permMu.Lock()
-	defer n.permMu.Unlock()
-	for _, p := range ps {
-		if p.Allow {
-			n.perms[p.DealID] = p
-		} else {
-			delete(n.perms, p.DealID)
+// usePeerHint puts a deal record's addresses of a counterparty into the
+// peerstore, so that it is dialled without a DHT lookup.
+func (n *Node) usePeerHint(h deals.Peer) (peer.ID, error) {
+	pid, err := peer.Decode(h.ID)
+	if err != nil {
+		return "", err
+	}
+	var addrs []ma.Multiaddr
+	for _, s := range h.Addrs {
+		if a, err := ma.NewMultiaddr(s); err == nil {
+			addrs = append(addrs, a)
 		}
 	}
+	if len(addrs) > 0 && len(n.host.Peerstore().Addrs(pid)) == 0 {
+		n.host.Peerstore().AddAddrs(pid, addrs, time.Hour)
+	}
+	return pid, nil
 }
+
+// ---- the API ----
 
 // DealServing reports whether the tunnel may carry traffic for a deal now:
 // on a provider, from the deal's requester; on a requester, to its provider.
 func (n *Node) DealServing(id common.Hash) (agreement.Permission, bool) {
-	n.permMu.Lock()
-	defer n.permMu.Unlock()
-	p, ok := n.perms[id]
-	return p, ok
+	if n.deals == nil {
+		return agreement.Permission{}, false
+	}
+	return n.deals.Serving(id)
 }
 
-// applyReservations republishes own offers whose free capacity changed: a
-// new version with the IPs left, or a cancel when none are.
-func (n *Node) applyReservations(st *dealState, rs []agreement.Reservation) {
-	if len(rs) == 0 {
-		return
+// dealRecord is a deal's record from the driver's view.
+func (n *Node) dealRecord(id common.Hash) (deals.Record, bool) {
+	if n.deals == nil {
+		return deals.Record{}, false
 	}
-	pools := map[uint64]bool{}
-	for _, r := range rs {
-		pools[r.Pool] = true
-	}
-	now := n.now()
-	for pool := range pools {
-		avail := st.m.Available(pool)
-		cur, err := n.currentOffer(pool)
-		if err != nil {
-			n.log.Warn("own offer", "nonce", pool, "err", err)
-			continue
-		}
-		if cur != nil && cur.IPs == avail {
-			continue
-		}
-		if avail == 0 {
-			if cur != nil {
-				if _, err := n.Cancel(n.runCtx, cur.ID()); err != nil {
-					n.log.Warn("withdraw fully reserved offer", "order", cur.ID().Hex(), "err", err)
-				}
-			}
-			continue
-		}
-		next := n.lastOffer[pool]
-		if next == nil {
-			next = cur
-		}
-		if next == nil {
-			continue // withdrawn before a restart: nothing to base a version on
-		}
-		o := *next
-		o.Version, o.IPs, o.Created, o.Signature = next.Version+1, avail, uint64(now.Unix()), nil
-		if o.Created >= o.Expires {
-			continue
-		}
-		if err := o.Sign(n.key); err != nil {
-			continue
-		}
-		if err := n.addLocal(n.runCtx, &o); err != nil {
-			n.log.Warn("publish offer version", "nonce", pool, "err", err)
-			continue
-		}
-		n.lastOffer[pool] = &o
-		if err := st.m.Step(agreement.SetOffer{At: now, ID: o.ID(), Offer: &o, Capacity: st.capacity[pool]}); err != nil {
-			n.log.Warn("register offer version", "order", o.ID().Hex(), "err", err)
-		}
-	}
-}
-
-// currentOffer is the live version of an own offer series, or nil.
-func (n *Node) currentOffer(nonce uint64) (*orderbook.Order, error) {
-	_, id, ok := n.book.Series(n.addr, nonce)
-	if !ok {
-		return nil, nil
-	}
-	o, err := n.book.Get(id)
-	if errors.Is(err, orderbook.ErrNotFound) {
-		return nil, nil
-	}
-	return o, err
-}
-
-// registerOwnOffer tells the machine about an offer the node just created.
-func (n *Node) registerOwnOffer(ctx context.Context, o *orderbook.Order) {
-	if n.dealReqs == nil || o.Kind != orderbook.KindOffer {
-		return
-	}
-	err := n.dealDo(ctx, func(m *agreement.Machine) error {
-		st := n.dealState
-		if _, ok := st.capacity[o.Nonce]; !ok {
-			st.capacity[o.Nonce] = o.IPs
-			if err := n.saveCapacity(o.Nonce, o.IPs); err != nil {
-				return err
-			}
-		}
-		n.lastOffer[o.Nonce] = o
-		return m.Step(agreement.SetOffer{At: n.now(), ID: o.ID(), Offer: o, Capacity: st.capacity[o.Nonce]})
-	})
-	if err != nil {
-		n.log.Warn("register offer for deals", "order", o.ID().Hex(), "err", err)
-	}
-}
-
-// autoPropose: for each own live request without a deal under way, propose
-// to its best candidate not tried yet.
-func (n *Node) autoPropose(now time.Time, st *dealState) {
-	reqs, err := n.book.List(orderbook.Query{Maker: n.addr, Kind: orderbook.KindRequest})
-	if err != nil || len(reqs) == 0 {
-		return
-	}
-	busy := map[common.Hash]bool{}
-	for _, d := range st.m.Deals() {
-		if d.Role != agreement.RoleRequester {
-			continue
-		}
-		switch d.Status() {
-		case agreement.StatusRejected, agreement.StatusExpired, agreement.StatusCancelled:
-			// failed: the request may go to another offer
-		default:
-			busy[d.Terms.RequestID] = true
-		}
-	}
-	for _, r := range reqs {
-		id := r.ID()
-		if busy[id] {
-			continue
-		}
-		book, err := n.book.List(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
-		if err != nil {
-			continue
-		}
-		cands, err := matching.Candidates(matching.NewSnapshot(append(book, r)), r, now, matching.Params{})
-		if err != nil {
-			continue
-		}
-		n.rankCandidates(cands)
-		tried := st.tried[id]
-		if tried == nil {
-			tried = map[seriesKey]bool{}
-			st.tried[id] = tried
-		}
-		for _, f := range cands {
-			// A provider republishes its offer as its capacity changes, so
-			// a failed proposal rules out the offer's series, not one id.
-			k := seriesKey{f.Offer.Maker, f.Offer.Nonce}
-			if tried[k] {
-				continue
-			}
-			tried[k] = true
-			if _, err := n.peerOf(f.Offer.Maker); err != nil {
-				continue
-			}
-			t := n.termsFor(f, r, now)
-			if err := st.m.Step(agreement.Propose{At: now, Terms: t}); err != nil {
-				n.log.Warn("propose", "request", id.Hex(), "offer", f.OfferID.Hex(), "err", err)
-				continue
-			}
-			n.rememberCountry(t.ID(n.escrow.Contracts().Domain()), f.Offer.Location.Country)
-			n.rememberOffer(t.ID(n.escrow.Contracts().Domain()), f.Offer)
-			n.log.Info("proposed a deal", "request", id.Hex(), "offer", f.OfferID.Hex(), "provider", f.Offer.Maker.Hex(), "ips", f.IPs)
-			break
-		}
-	}
-}
-
-// seriesKey names an offer across its versions.
-type seriesKey struct {
-	maker common.Address
-	nonce uint64
-}
-
-// termsFor builds a deal from a match: the offer's prices, the request's
-// duration from now, and a max amount of the whole time cost plus the
-// traffic budget.
-func (n *Node) termsFor(f matching.Fill, r *orderbook.Order, now time.Time) agreement.Terms {
-	var nonce [8]byte
-	_, _ = rand.Read(nonce[:])
-	// The escrow judges deadlines by block time; a chain running ahead of
-	// this clock (a dev chain sealing fast) would refuse a deadline that
-	// is still in the future here.
-	start := max(uint64(now.Unix()), n.chainTime.Load())
-	t := agreement.Terms{
-		OfferID: f.OfferID, RequestID: f.RequestID,
-		Provider: f.Offer.Maker, Requester: n.addr, IPs: f.IPs,
-		PricePerIPHour: new(big.Int).Set(f.PricePerHour), PricePerGB: new(big.Int).Set(f.PricePerGB),
-		Start: start, Deadline: start + uint64(r.Duration),
-		Nonce: binary.BigEndian.Uint64(nonce[:]),
-	}
-	budget := n.o.deals.TrafficBudgetGB
-	if budget == 0 {
-		budget = 10
-	}
-	t.MaxAmount = t.Cost(t.Duration(), budget*1_000_000_000)
-	if t.MaxAmount.Sign() == 0 {
-		t.MaxAmount = big.NewInt(1)
-	}
-	return t
+	return n.deals.Deal(id)
 }
 
 // Deals implements api.Backend.
 func (n *Node) Deals(ctx context.Context) ([]sdk.Deal, error) {
-	var recs []dealRecord
-	err := n.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyDeal)})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			var r dealRecord
-			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &r) }); err != nil {
-				return err
-			}
-			recs = append(recs, r)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	if n.deals == nil {
+		return []sdk.Deal{}, nil
 	}
-	sort.Slice(recs, func(i, j int) bool { return recs[i].Deal.ProposedAt > recs[j].Deal.ProposedAt })
+	recs := n.deals.Deals()
 	out := make([]sdk.Deal, len(recs))
 	for i := range recs {
-		out[i] = dealView(&recs[i].Deal, nil)
+		out[i] = dealView(&recs[i], false)
 		n.withGeo(&out[i])
 	}
 	return out, nil
@@ -808,23 +451,24 @@ func (n *Node) Deals(ctx context.Context) ([]sdk.Deal, error) {
 
 // Deal implements api.Backend.
 func (n *Node) Deal(ctx context.Context, id common.Hash) (sdk.Deal, error) {
-	r, err := n.readDeal(id)
-	if err != nil {
-		return sdk.Deal{}, err
+	r, ok := n.dealRecord(id)
+	if !ok {
+		return sdk.Deal{}, fmt.Errorf("%w: %s", agreement.ErrUnknownDeal, id.Hex())
 	}
-	v := dealView(&r.Deal, r.History)
+	v := dealView(&r, true)
 	n.withGeo(&v)
 	return v, nil
 }
 
 // CloseDeal implements api.Backend.
 func (n *Node) CloseDeal(ctx context.Context, id common.Hash) (sdk.Deal, error) {
-	err := n.dealDo(ctx, func(m *agreement.Machine) error {
-		return m.Step(agreement.CloseDeal{At: n.now(), DealID: id})
-	})
-	if err != nil {
+	if n.deals == nil {
+		return sdk.Deal{}, errNoDeals
+	}
+	if err := n.deals.Close(ctx, id); err != nil {
 		return sdk.Deal{}, err
 	}
+	crash.Point("deal.close.requested")
 	return n.Deal(ctx, id)
 }
 
@@ -842,8 +486,9 @@ func bigStr(x *big.Int) string {
 	return x.String()
 }
 
-// dealView is the API's view of a deal.
-func dealView(d *agreement.Deal, history []agreement.Entry) sdk.Deal {
+// dealView is the API's view of a deal, with its history if asked.
+func dealView(r *deals.Record, history bool) sdk.Deal {
+	d := &r.Deal
 	t := d.Terms
 	v := sdk.Deal{
 		ID: d.ID.Hex(), Role: d.Role.String(), Status: d.Status().String(),
@@ -855,9 +500,13 @@ func dealView(d *agreement.Deal, history []agreement.Entry) sdk.Deal {
 		Start: unixTime(t.Start), Deadline: unixTime(t.Deadline),
 		Paid: d.Paid().String(), Bytes: d.Bytes,
 		Settled: bigStr(d.SettledAmount), Commission: bigStr(d.Commission), Refunded: bigStr(d.RefundAmount),
+		Unacked: len(r.Out), TxError: d.TxError,
 	}
 	if d.Pending != agreement.TxNone {
 		v.Pending = d.Pending.String()
+	}
+	if r.PeerStatus != agreement.StatusNone {
+		v.PeerStatus = r.PeerStatus.String()
 	}
 	if sv := d.Voucher; sv != nil {
 		v.Voucher = &sdk.Voucher{
@@ -865,11 +514,13 @@ func dealView(d *agreement.Deal, history []agreement.Entry) sdk.Deal {
 			ConnLogHash: sv.Voucher.ConnLogHash.Hex(), Signature: fmt.Sprintf("0x%x", sv.Signature),
 		}
 	}
-	for _, e := range history {
-		v.History = append(v.History, sdk.DealEntry{
-			At: unixTime(e.At), Event: e.Event, From: e.From.String(), To: e.To.String(),
-			Status: e.Status.String(), Reason: string(e.Reason),
-		})
+	if history {
+		for _, e := range r.History {
+			v.History = append(v.History, sdk.DealEntry{
+				At: unixTime(e.At), Event: e.Event, From: e.From.String(), To: e.To.String(),
+				Status: e.Status.String(), Reason: string(e.Reason), Detail: e.Detail,
+			})
+		}
 	}
 	return v
 }

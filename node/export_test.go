@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/ecdsa"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/ipsx/ipsx/matching"
 	"github.com/ipsx/ipsx/orderbook"
 
@@ -45,3 +47,7 @@ const MaxFlowsPerProvider = maxFlowsPerProvider
 // SaveAddressBook writes the address book now, as the node does every
 // bookSaveEvery.
 func (n *Node) SaveAddressBook() error { return n.savePeers() }
+
+// ConnLogMatches is the provider's check of a voucher's connection-log
+// hash (connLogMatches).
+func (n *Node) ConnLogMatches(deal, hash common.Hash) bool { return n.connLogMatches(deal, hash) }

@@ -40,15 +40,17 @@ func echoServer(t *testing.T) netip.AddrPort {
 }
 
 // socksDial opens a SOCKS5 CONNECT to target through the proxy at addr
-// (no authentication), the way any SOCKS client does.
-func socksDial(proxy string, target netip.AddrPort) (net.Conn, error) {
+// with the proxy password (RFC 1929, an empty username: any route), the
+// way any SOCKS client does.
+func socksDial(proxy, pass string, target netip.AddrPort) (net.Conn, error) {
 	c, err := net.Dial("tcp", proxy)
 	if err != nil {
 		return nil, err
 	}
 	_ = c.SetDeadline(time.Now().Add(time.Minute))
 	r := bufio.NewReader(c)
-	req := []byte{5, 1, 0, 5, 1, 0, 1}
+	req := append([]byte{5, 1, 2, 1, 0, byte(len(pass))}, pass...)
+	req = append(req, 5, 1, 0, 1)
 	ip := target.Addr().As4()
 	req = append(req, ip[:]...)
 	req = binary.BigEndian.AppendUint16(req, target.Port())
@@ -56,13 +58,13 @@ func socksDial(proxy string, target netip.AddrPort) (net.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	var hello [2]byte
+	var hello [4]byte
 	var reply [10]byte
 	_, err = io.ReadFull(r, hello[:])
 	if err == nil {
 		_, err = io.ReadFull(r, reply[:])
 	}
-	if err != nil || hello != [2]byte{5, 0} || reply[1] != 0 {
+	if err != nil || hello != [4]byte{5, 2, 1, 0} || reply[1] != 0 {
 		c.Close()
 		return nil, fmt.Errorf("socks5: hello %v reply %v: %v", hello, reply, err)
 	}
@@ -103,7 +105,7 @@ func runFlows(t *testing.T, req *node.Node, target netip.AddrPort, n int, hold b
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c, err := socksDial(req.SOCKSAddr().String(), target)
+			c, err := socksDial(req.SOCKSAddr().String(), req.ProxyPassword(), target)
 			if err != nil {
 				errs[i] = err
 				return

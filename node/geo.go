@@ -6,10 +6,9 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/dgraph-io/badger/v4"
-	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/geo"
+	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -106,24 +105,16 @@ func (n *Node) locate(p *sdk.OfferParams) (unverified bool, err error) {
 type offerLoc struct {
 	Location   orderbook.Location `json:"location"`
 	Unverified bool               `json:"unverified,omitempty"`
-}
-
-// rememberOffer keeps the location of a deal's offer for the geo check.
-func (n *Node) rememberOffer(id common.Hash, o *orderbook.Order) {
-	b, err := json.Marshal(offerLoc{Location: o.Location, Unverified: o.Unverified})
-	if err == nil {
-		err = n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyOfferLoc+id.Hex()), b) })
-	}
-	if err != nil {
-		n.log.Warn("remember offer location", "deal", id.Hex(), "err", err)
-	}
+	// IPType routes proxy usernames with type-… (tunnel.go).
+	IPType orderbook.IPType `json:"ipType,omitempty"`
 }
 
 // geoCheck checks, once per deal, where the provider of a requester's
 // running deal really is: the address of a direct connection to it,
 // looked up in the node's database. A relayed connection says nothing
 // about the provider's address, so the check waits for a direct one.
-func (n *Node) geoCheck(d *agreement.Deal) {
+func (n *Node) geoCheck(r *deals.Record) {
+	d := &r.Deal
 	if n.geo == nil || d.Role != agreement.RoleRequester || d.Status() != agreement.StatusActive {
 		return
 	}
@@ -132,8 +123,10 @@ func (n *Node) geoCheck(d *agreement.Deal) {
 		return
 	}
 	var ol offerLoc
-	if err := n.dbGetJSON([]byte(keyOfferLoc+d.ID.Hex()), &ol); err != nil {
-		return // not proposed by this node's auto-propose: nothing claimed to check
+	if r.Offer != nil {
+		ol = offerLoc{Location: r.Offer.Location, Unverified: r.Offer.Unverified}
+	} else if err := n.dbGetJSON([]byte(keyOfferLoc+d.ID.Hex()), &ol); err != nil {
+		return // not proposed by this node's proposer: nothing claimed to check
 	}
 	pid, err := n.peerOf(d.Terms.Provider)
 	if err != nil {

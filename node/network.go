@@ -72,6 +72,15 @@ func (c Config) confirmations(f *network.File) uint64 {
 // before the node acts on it (Config.Confirmations resolved).
 func (n *Node) Confirmations() uint64 { return n.cfg.confirmations(n.network) }
 
+// dealConfirmations is what the deal driver waits for: WithDeals'
+// Confirmations when set, else Confirmations.
+func (n *Node) dealConfirmations() uint64 {
+	if n.o.deals.Confirmations > 0 {
+		return n.o.deals.Confirmations
+	}
+	return n.Confirmations()
+}
+
 // ChainStart is the first block the escrow's events can be in: the
 // network file's deploy block, else 0.
 func (n *Node) ChainStart() uint64 {

@@ -11,16 +11,15 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
-	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/geo"
 	"github.com/ipsx/ipsx/network"
+	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -82,18 +81,19 @@ type Node struct {
 	reconcile chan pull
 	runCtx    context.Context // set by Run
 	runWG     *sync.WaitGroup // set by Run: goroutines Run joins
-	// Deals: the state is owned by the deal loop goroutine (see deals.go).
-	dealState *dealState
-	dealReqs  chan dealReq
-	lastOffer map[uint64]*orderbook.Order // deal loop only
-	chainTime atomic.Uint64               // latest block time seen
-	tun       *tunnels                    // set by Run when deals run
-	autoBuyer *autoBuyer
+	runErr    chan error      // set by Run: a part that fails ends Run
+	handlers  *handlerGroup   // set by Run: stream handlers Run waits for
+	// Deals: the driver owns their state (see deals.go); nil without a
+	// chain. Set by Run before ready is closed.
+	deals       *deals.Driver
+	offerMu     sync.Mutex                  // guards lastOffer
+	lastOffer   map[uint64]*orderbook.Order // newest own version per offer series
+	republishMu sync.Mutex                  // one offer republication at a time
+	tun         *tunnels                    // set by Run when deals run
+	autoBuyer   *autoBuyer
 
 	peersMu sync.Mutex // guards peerIDs
 	peerIDs map[common.Address]peer.ID
-	permMu  sync.Mutex // guards perms
-	perms   map[common.Hash]agreement.Permission
 
 	reach reach
 	geo   *geo.DB    // nil without --geoip
@@ -178,7 +178,6 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		reconcile: make(chan pull, 1024),
 		lastOffer: map[uint64]*orderbook.Order{},
 		peerIDs:   map[common.Address]peer.ID{},
-		perms:     map[common.Hash]agreement.Permission{},
 		autoBuyer: &autoBuyer{pending: map[string]common.Hash{}},
 	}
 	n.metrics = newMetrics(n.reg, func() float64 { return float64(n.book.Count()) }, func() float64 {
@@ -278,6 +277,7 @@ func (n *Node) Status(ctx context.Context) sdk.Status {
 	}
 	n.mu.Unlock()
 	sort.Slice(st.Shards, func(i, j int) bool { return st.Shards[i].Country < st.Shards[j].Country })
+	n.listenerStatus(&st)
 	return st
 }
 

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,12 +12,12 @@ import (
 	"github.com/ipsx/ipsx/agreement"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
-	"github.com/ipsx/ipsx/tunnel"
 	"github.com/libp2p/go-libp2p"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 )
@@ -28,13 +27,29 @@ const DHTPrefix = "/ipsx"
 
 // Run starts the node and blocks until ctx ends, then stops everything it
 // started and returns. It returns early with an error if the node cannot
-// start. The database stays open until Close.
+// start, or if a part of it fails while running (the deal driver cannot
+// save a record, a proxy or API listener dies). The database stays open
+// until Close.
+//
+// Shutdown happens in one place: cancel, stop taking new streams and wait
+// for the stream handlers running, join every goroutine Run started, then
+// close what was opened, newest first (the chain client last: an
+// in-flight transaction never sees it closed).
 func (n *Node) Run(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	// Stop what was started, also when Run returns early with an error.
-	defer func() { cancel(); wg.Wait() }()
-	n.runCtx, n.runWG = ctx, &wg
+	var closers []func()
+	errc := make(chan error, 8)
+	n.handlers = &handlerGroup{}
+	defer func() {
+		cancel()
+		n.handlers.close()
+		wg.Wait()
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}()
+	n.runCtx, n.runWG, n.runErr = ctx, &wg, errc
 	n.started = time.Now()
 	if n.cfg.ExitAllowLoopback {
 		n.log.Warn("UNSAFE: --exit-allow-loopback is on: requesters of this provider reach 127.0.0.0/8, this machine's own services; for local smoke tests only, never on a provider serving the public")
@@ -43,34 +58,35 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	if err := n.connectChain(ctx); err != nil {
 		return err
 	}
-	defer func() {
-		if n.chainClose != nil {
-			n.chainClose()
-		}
-	}()
+	if n.chainClose != nil {
+		closers = append(closers, n.chainClose)
+	}
 	if err := n.startHost(ctx); err != nil {
 		return err
 	}
-	defer n.host.Close()
-	defer n.dht.Close()
+	closers = append(closers, func() { n.host.Close() }, func() { n.dht.Close() })
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchReach(ctx) }()
 
-	n.host.SetStreamHandler(SyncProtocol, n.serveSync)
-	defer n.host.RemoveStreamHandler(SyncProtocol)
-	if err := n.startDeals(ctx); err != nil {
+	n.handle(SyncProtocol, n.serveSync)
+	if err := n.newDeals(ctx); err != nil {
 		return err
 	}
-	if n.dealReqs != nil {
-		n.host.SetStreamHandler(agreement.ProtocolID, n.serveDeal)
-		defer n.host.RemoveStreamHandler(agreement.ProtocolID)
-		wg.Add(2)
-		go func() { defer wg.Done(); n.dealLoop(ctx, &wg) }()
-		go func() { defer wg.Done(); n.chainWatch(ctx) }()
+	if n.deals != nil {
+		// The tunnel state first: the driver's hooks use it.
 		if err := n.startTunnel(ctx, &wg); err != nil {
 			return err
 		}
-		defer n.host.RemoveStreamHandler(tunnel.ProtocolID)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := n.deals.Run(ctx); err != nil {
+				n.fail(fmt.Errorf("node: deals: %w", err))
+			}
+		}()
+		n.registerOffers(ctx)
+		n.handle(agreement.ProtocolID, n.serveDeal)
+		closers = append(closers, n.watchDealPeers())
 	}
 
 	for _, cc := range n.wantedShards() {
@@ -79,16 +95,19 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}
 	}
 
-	var apiErr chan error
 	if !n.o.noAPI {
 		ln, err := net.Listen("tcp", n.cfg.API)
 		if err != nil {
 			return fmt.Errorf("node: api listen on %s: %w", n.cfg.API, err)
 		}
 		n.apiAddr = ln.Addr()
-		apiErr = make(chan error, 1)
 		wg.Add(1)
-		go func() { defer wg.Done(); apiErr <- n.serveAPI(ctx, ln) }()
+		go func() {
+			defer wg.Done()
+			if err := n.serveAPI(ctx, ln); err != nil && ctx.Err() == nil {
+				n.fail(fmt.Errorf("node: api: %w", err))
+			}
+		}()
 	}
 
 	wg.Add(5)
@@ -112,12 +131,54 @@ func (n *Node) Run(ctx context.Context) (err error) {
 			n.log.Warn("save address book", "err", err)
 		}
 		return nil
-	case err := <-apiErr:
-		if err != nil && !errors.Is(err, context.Canceled) {
-			return fmt.Errorf("node: api: %w", err)
-		}
-		return nil
+	case err := <-errc:
+		n.log.Error("node stops", "err", err)
+		return err
 	}
+}
+
+// fail ends Run with err (the first failure wins; later ones are logged).
+func (n *Node) fail(err error) {
+	select {
+	case n.runErr <- err:
+	default:
+		n.log.Error("node part failed", "err", err)
+	}
+}
+
+// handle registers a stream handler that Run waits for at shutdown.
+func (n *Node) handle(proto protocol.ID, h network.StreamHandler) {
+	n.host.SetStreamHandler(proto, n.handlers.wrap(h))
+}
+
+// handlerGroup tracks the stream handlers running, so that Run waits for
+// them before it closes what they use; once closed it resets new streams.
+type handlerGroup struct {
+	mu     sync.Mutex
+	wg     sync.WaitGroup
+	closed bool
+}
+
+func (g *handlerGroup) wrap(h network.StreamHandler) network.StreamHandler {
+	return func(s network.Stream) {
+		g.mu.Lock()
+		if g.closed {
+			g.mu.Unlock()
+			_ = s.Reset()
+			return
+		}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		defer g.wg.Done()
+		h(s)
+	}
+}
+
+func (g *handlerGroup) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
 }
 
 func (n *Node) startHost(ctx context.Context) error {

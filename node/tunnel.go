@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math/big"
 	"net"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +17,9 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/agreement"
+	"github.com/ipsx/ipsx/node/deals"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/tunnel"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -35,8 +41,10 @@ type tunnels struct {
 	mu       sync.Mutex
 	meters   map[common.Hash]*tunnel.Meter   // provider: per deal
 	logs     map[common.Hash]*requesterMeter // requester: per deal
-	sessions map[string]common.Hash          // sticky session -> deal
-	country  map[common.Hash]string          // requester: deal -> offer's country
+	sessions map[string]stickyBind           // credential and sticky session -> deal
+	country  map[common.Hash]string          // requester: deal -> offer's country (older data dirs)
+	places   map[common.Hash]dealPlace       // requester: deal -> its offer's place and IP type
+	complete map[common.Hash]bool            // provider: the deal's log holds every connection (no restart since)
 	egress   map[common.Hash][]netip.Addr    // provider: deal -> its exit IPs
 	next     atomic.Uint64                   // rotation counter
 	exit     *tunnel.Exit
@@ -44,7 +52,24 @@ type tunnels struct {
 	flows    map[peer.ID]chan struct{} // requester: open tunnel streams per provider (a semaphore)
 	socksLn  net.Listener
 	httpLn   net.Listener
+	auth     *proxyAuth // nil with --no-proxy-auth
 }
+
+// stickyBind is a sticky session's deal, kept until the session's
+// lifetime (sesstime) is over; the deal's end ends it sooner.
+type stickyBind struct {
+	deal  common.Hash
+	until time.Time
+}
+
+// dealPlace is what a requester's deal can serve: its offer's location
+// and IP type (IPAny when unknown: a deal from before they were kept).
+type dealPlace struct {
+	loc orderbook.Location
+	typ orderbook.IPType
+}
+
+func sessionKey(cred, session string) string { return cred + "\x00" + session }
 
 // requesterMeter counts a deal's bytes on the requester's side and keeps
 // the same connection log as the provider.
@@ -59,9 +84,14 @@ const keyDealCountry = "deal/country/"
 func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	t := &tunnels{
 		meters: map[common.Hash]*tunnel.Meter{}, logs: map[common.Hash]*requesterMeter{},
-		sessions: map[string]common.Hash{}, country: map[common.Hash]string{},
+		sessions: map[string]stickyBind{}, country: map[common.Hash]string{},
+		places: map[common.Hash]dealPlace{}, complete: map[common.Hash]bool{},
 		egress: map[common.Hash][]netip.Addr{}, flows: map[peer.ID]chan struct{}{},
 		kick: make(chan struct{}, 1),
+	}
+	idle, err := n.cfg.tunnelIdle()
+	if err != nil {
+		return err
 	}
 	n.tun = t
 	_ = n.db.View(func(txn *badger.Txn) error {
@@ -92,23 +122,32 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
-	t.exit, err = tunnel.NewExit(policy, n.authorizeTunnel)
+	t.exit, err = tunnel.NewExit(policy, n.authorizeTunnel, tunnel.WithExitIdleTimeout(idle))
 	if err != nil {
 		return err
 	}
-	n.host.SetStreamHandler(tunnel.ProtocolID, func(s network.Stream) {
+	n.handle(tunnel.ProtocolID, func(s network.Stream) {
 		sctx := context.WithValue(n.runCtx, peerKey{}, s.Conn().RemotePeer())
 		n.logTunnelStream(s.Conn().RemotePeer(), t.exit.ServeStream(sctx, s))
 	})
-	router := tunnel.RouterFunc(n.routeTunnel)
+	router := nodeRouter{n}
 	plog := n.o.logger.With("component", "proxy")
+	popts := []tunnel.ProxyOption{tunnel.WithLogger(plog), tunnel.WithTunnelIdleTimeout(idle)}
+	if !n.cfg.NoProxyAuth {
+		if t.auth, err = newProxyAuth(n); err != nil {
+			return err
+		}
+		// One limiter for both proxies: failed attempts count together.
+		lim := tunnel.NewAuthLimiter(tunnel.DefaultAuthBurst, tunnel.DefaultAuthRefill)
+		popts = append(popts, tunnel.WithAuth(t.auth), tunnel.WithAuthLimiter(lim))
+	}
 	for _, l := range []struct {
-		addr  string
-		ln    *net.Listener
-		serve func(context.Context, net.Listener) error
+		name, addr string
+		ln         *net.Listener
+		serve      func(context.Context, net.Listener) error
 	}{
-		{n.cfg.SOCKS, &t.socksLn, tunnel.NewSOCKSServer(router, tunnel.WithLogger(plog)).Serve},
-		{n.cfg.HTTP, &t.httpLn, tunnel.NewHTTPProxy(router, tunnel.WithLogger(plog)).Serve},
+		{"socks", n.cfg.SOCKS, &t.socksLn, tunnel.NewSOCKSServer(router, popts...).Serve},
+		{"http-proxy", n.cfg.HTTP, &t.httpLn, tunnel.NewHTTPProxy(router, popts...).Serve},
 	} {
 		if l.addr == "" || l.addr == "off" {
 			continue
@@ -118,9 +157,22 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("node: proxy listen on %s: %w", l.addr, err)
 		}
 		*l.ln = ln
-		serve := l.serve
+		lvl := slog.LevelInfo
+		if !IsLoopbackAddr(ln.Addr().String()) {
+			lvl = slog.LevelWarn
+		}
+		plog.Log(ctx, lvl, "proxy listening", "proxy", l.name, "addr", ln.Addr().String(),
+			"auth", !n.cfg.NoProxyAuth, "loopback", IsLoopbackAddr(ln.Addr().String()))
+		serve, addr := l.serve, ln.Addr()
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = serve(ctx, ln) }()
+		go func() {
+			defer wg.Done()
+			// A proxy that stops serving ends the node: a requester whose
+			// proxy is gone must not look healthy.
+			if err := serve(ctx, ln); err != nil && ctx.Err() == nil {
+				n.fail(fmt.Errorf("node: proxy on %s: %w", addr, err))
+			}
+		}()
 	}
 	wg.Add(1)
 	go func() { defer wg.Done(); n.reportUsage(ctx) }()
@@ -156,7 +208,7 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 		// its way: the requester starts routing as it signs it) or whose
 		// paid-ahead amount is used up is "not paid": the requester may pay
 		// and retry. Anything else is inactive.
-		if r, err := n.readDeal(h.DealID); err == nil && r.Deal.Role == agreement.RoleProvider &&
+		if r, ok := n.dealRecord(h.DealID); ok && r.Deal.Role == agreement.RoleProvider &&
 			awaitsPayment(r.Deal.Provider) && r.Deal.Terms.Requester == addr {
 			return tunnel.Grant{}, fmt.Errorf("%w: %s", tunnel.ErrNotPaid, h.DealID.Hex())
 		}
@@ -193,7 +245,7 @@ func (n *Node) egressFor(id common.Hash) netip.Addr {
 	addrs, ok := t.egress[id]
 	if !ok {
 		want := uint32(1)
-		if r, err := n.readDeal(id); err == nil && r.Deal.Terms.IPs > 0 {
+		if r, ok := n.dealRecord(id); ok && r.Deal.Terms.IPs > 0 {
 			want = r.Deal.Terms.IPs
 		}
 		use := map[netip.Addr]int{}
@@ -226,20 +278,56 @@ func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 	}
 	cfg := tunnel.MeterConfig{OnStarved: n.kickUsage}
 	var used uint64
-	if r, err := n.readDeal(id); err == nil {
+	if r, ok := n.dealRecord(id); ok {
 		cfg.Deadline = time.Unix(int64(r.Deal.Terms.Deadline), 0)
 		if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
 			cfg.BitsPerSecond = uint64(o.Bandwidth) * 1_000_000
 		}
-		if v := r.Deal.Voucher; v != nil && n.dealState != nil {
-			cfg.Allowance = v.Voucher.Bytes + 2*n.dealState.intervalBytes
+		if v := r.Deal.Voucher; v != nil {
+			cfg.Allowance = v.Voucher.Bytes + 2*n.deals.IntervalBytes()
 		}
 		used = r.Deal.Bytes
 	}
 	m := tunnel.NewMeter(id, cfg)
 	m.Resume(used)
 	t.meters[id] = m
+	// Bytes metered before this meter (a restart) came with connections
+	// whose log entries are gone: the log cannot vouch for them.
+	t.complete[id] = used == 0
 	return m
+}
+
+// connLogMatches is the provider's check of the connection-log hash a
+// requester's voucher carries (agreement.Voucher.ConnLogHash): it must be
+// a head the provider's own log of the deal has had. The requester signs
+// its log's head as of signing, so a voucher may lag the provider's
+// current head: any of the last tunnel.MaxLogHistory heads matches. It
+// answers true when it cannot tell: no meter yet (no connection served:
+// only the empty log's zero hash is right, and it is checked), or a log
+// restarted with the node (entries before the restart are gone). The deal
+// code calls it for each voucher it accepts and stops serving on false.
+func (n *Node) connLogMatches(id, hash common.Hash) bool {
+	if n.tun == nil {
+		return true
+	}
+	n.tun.mu.Lock()
+	m, ok := n.tun.meters[id]
+	complete := n.tun.complete[id]
+	n.tun.mu.Unlock()
+	if !ok {
+		return hash == (common.Hash{}) || !n.dealHasBytes(id)
+	}
+	if !complete {
+		return true
+	}
+	return m.Log().Had(hash)
+}
+
+// dealHasBytes reports whether a deal's record shows metered bytes (then
+// its log was kept by an earlier run of the node).
+func (n *Node) dealHasBytes(id common.Hash) bool {
+	r, ok := n.dealRecord(id)
+	return ok && r.Deal.Bytes > 0
 }
 
 // raiseAllowance lets a provider's deal carry the bytes a new voucher pays
@@ -270,7 +358,7 @@ func (n *Node) kickUsage() {
 // stopTunnels acts on revoked permissions: a deal that ended has its
 // streams cut; one that is only waiting for payment has them paused, so a
 // voucher that arrives in time resumes them.
-func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
+func (n *Node) stopTunnels(ps []agreement.Permission) {
 	if n.tun == nil {
 		return
 	}
@@ -282,16 +370,16 @@ func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
 			continue
 		}
 		if m, ok := t.meters[p.DealID]; ok {
-			d, known := st.m.Deal(p.DealID)
-			if known && d.Provider == agreement.StatusActive {
+			r, known := n.dealRecord(p.DealID)
+			if known && r.Deal.Provider == agreement.StatusActive {
 				s := m.Stats()
 				m.SetAllowance(max(s.Up+s.Down, 1))
 			} else {
 				m.Stop(tunnel.ErrNotPaid)
 			}
 		}
-		for s, id := range t.sessions {
-			if id == p.DealID {
+		for s, b := range t.sessions {
+			if b.deal == p.DealID {
 				delete(t.sessions, s)
 			}
 		}
@@ -299,43 +387,41 @@ func (n *Node) stopTunnels(st *dealState, ps []agreement.Permission) {
 }
 
 // endTunnels cuts the streams of provider deals whose service is over.
-func (n *Node) endTunnels(ups []agreement.Update) {
+func (n *Node) endTunnels(recs []deals.Record) {
 	if n.tun == nil {
 		return
 	}
 	n.tun.mu.Lock()
 	defer n.tun.mu.Unlock()
-	for _, u := range ups {
-		if u.Deal.Role != agreement.RoleProvider {
+	for i := range recs {
+		d := &recs[i].Deal
+		if d.Role != agreement.RoleProvider {
 			continue
 		}
-		switch u.Deal.Provider {
+		switch d.Provider {
 		case agreement.StatusActive, agreement.StatusFunded, agreement.StatusAccepted:
 			continue
 		}
-		if m, ok := n.tun.meters[u.Deal.ID]; ok {
+		if m, ok := n.tun.meters[d.ID]; ok {
 			m.Stop(nil)
 		}
 	}
 }
 
-// refreshUsage steps the provider's current meter reading of a deal into
-// the machine (on the deal loop).
-func (n *Node) refreshUsage(m *agreement.Machine, id common.Hash) {
+// providerUsage is the provider's current meter reading of a deal.
+func (n *Node) providerUsage(id common.Hash) (uint64, common.Hash, bool) {
 	if n.tun == nil {
-		return
+		return 0, common.Hash{}, false
 	}
 	n.tun.mu.Lock()
 	meter, ok := n.tun.meters[id]
 	n.tun.mu.Unlock()
 	if !ok {
-		return
+		return 0, common.Hash{}, false
 	}
 	st := meter.Stats()
 	head, _ := meter.Log().Head()
-	if d, known := m.Deal(id); known && st.Up+st.Down > d.Bytes {
-		_ = m.Step(agreement.Usage{At: n.now(), DealID: id, Bytes: st.Up + st.Down, ConnLogHash: head})
-	}
+	return st.Up + st.Down, head, true
 }
 
 // reportUsage feeds each deal's bytes and connection-log head to the
@@ -374,9 +460,7 @@ func (n *Node) reportUsage(ctx context.Context) {
 			if b, ok := last[u.id]; ok && b == u.bytes {
 				continue
 			}
-			err := n.dealDo(ctx, func(m *agreement.Machine) error {
-				return m.Step(agreement.Usage{At: n.now(), DealID: u.id, Bytes: u.bytes, ConnLogHash: u.head})
-			})
+			err := n.deals.Usage(ctx, u.id, u.bytes, u.head)
 			if err == nil {
 				last[u.id] = u.bytes
 			} else if ctx.Err() == nil {
@@ -386,32 +470,126 @@ func (n *Node) reportUsage(ctx context.Context) {
 	}
 }
 
-// rememberCountry keeps the country of a requester's deal (its offer's), for
-// routing by proxy username.
-func (n *Node) rememberCountry(id common.Hash, cc string) {
-	if n.tun == nil {
-		return
+// placeOf returns what a requester's deal can serve, from the offer it was
+// proposed for (in its record; records from before kept it apart), else
+// the country alone. The caller holds t.mu.
+func (n *Node) placeOf(id common.Hash) dealPlace {
+	t := n.tun
+	if p, ok := t.places[id]; ok {
+		return p
 	}
-	n.tun.mu.Lock()
-	n.tun.country[id] = cc
-	n.tun.mu.Unlock()
-	_ = n.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(keyDealCountry+id.Hex()), []byte(cc)) })
+	if rec, ok := n.dealRecord(id); ok && rec.Offer != nil {
+		p := dealPlace{loc: rec.Offer.Location, typ: rec.Offer.IPType}
+		t.places[id] = p
+		return p
+	}
+	var ol offerLoc
+	if err := n.dbGetJSON([]byte(keyOfferLoc+id.Hex()), &ol); err == nil {
+		p := dealPlace{loc: ol.Location, typ: ol.IPType}
+		t.places[id] = p
+		return p
+	}
+	return dealPlace{loc: orderbook.Location{Country: t.country[id]}}
+}
+
+// nodeRouter is the proxies' router: tunnel.Router and
+// tunnel.RouteChecker over the node's deals and book.
+type nodeRouter struct{ n *Node }
+
+func (r nodeRouter) Route(ctx context.Context, rt tunnel.Route, target string) (net.Conn, error) {
+	return r.n.routeTunnel(ctx, rt, target)
+}
+
+func (r nodeRouter) CheckRoute(ctx context.Context, rt tunnel.Route) error {
+	return r.n.checkRoute(ctx, rt)
+}
+
+// checkRoute refuses, right after a proxy client authenticated, a route
+// that nothing can serve: no active deal matches it and no offer in the
+// node's book does, in a shard the node follows and has synced (else it
+// cannot tell, and auto-buy may still find one). The any route is never
+// refused here.
+func (n *Node) checkRoute(ctx context.Context, r tunnel.Route) error {
+	if r.Any() {
+		return nil
+	}
+	if n.hasDealFor(r) {
+		return nil
+	}
+	var shards []string
+	if r.Country != "" {
+		shards = []string{r.Country}
+	} else {
+		n.mu.Lock()
+		for cc := range n.shards {
+			shards = append(shards, cc)
+		}
+		n.mu.Unlock()
+		sort.Strings(shards)
+	}
+	now := uint64(n.now().Unix())
+	for _, cc := range shards {
+		n.mu.Lock()
+		sh := n.shards[cc]
+		n.mu.Unlock()
+		if sh == nil || !sh.synced.Load() {
+			return nil // a shard the node does not know (yet)
+		}
+		offers, err := n.book.List(orderbook.Query{Country: cc, Kind: orderbook.KindOffer})
+		if err != nil {
+			return nil
+		}
+		for _, o := range offers {
+			if o.Maker != n.addr && o.Expires > now && r.Matches(o.Location, o.IPType) {
+				return nil
+			}
+		}
+	}
+	if len(shards) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: no active deal and no offer in %s matches %s", tunnel.ErrRouteRefused, strings.Join(shards, ", "), r.String())
+}
+
+// hasDealFor reports whether an active deal of the requester serves r.
+func (n *Node) hasDealFor(r tunnel.Route) bool {
+	return len(n.dealsFor(r)) > 0
+}
+
+// dealsFor lists, in id order, the requester's deals the machine lets
+// carry traffic whose offer matches r.
+func (n *Node) dealsFor(r tunnel.Route) []common.Hash {
+	t := n.tun
+	ids := n.deals.ServingDeals(agreement.RoleRequester)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var ok []common.Hash
+	for _, id := range ids {
+		p := n.placeOf(id)
+		if r.Any() || r.Matches(p.loc, p.typ) {
+			ok = append(ok, id)
+		}
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].Cmp(ok[j]) < 0 })
+	return ok
 }
 
 // routeTunnel is the proxies' router: pick an active deal for the route
 // (sticky per session, else rotating), open a tunnel stream to its
-// provider, and meter the connection for the deal.
+// provider, and meter the connection for the deal and for the credential
+// that asked (tunnel.CredentialOf).
 func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (net.Conn, error) {
-	id, err := n.pickDeal(r)
+	cred := tunnel.CredentialOf(ctx)
+	id, err := n.pickDeal(r, cred)
 	if err != nil && n.o.autoBuy != nil {
-		id, err = n.autoBuy(ctx, r)
+		id, err = n.autoBuy(ctx, r, cred)
 	}
 	if err != nil {
 		return nil, err
 	}
-	rec, err := n.readDeal(id)
-	if err != nil {
-		return nil, err
+	rec, ok := n.dealRecord(id)
+	if !ok {
+		return nil, fmt.Errorf("%w: deal %s is gone", tunnel.ErrNoRoute, id.Hex())
 	}
 	pid, err := n.peerOf(rec.Deal.Terms.Provider)
 	if err != nil {
@@ -429,15 +607,65 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	n.tun.mu.Lock()
 	m, ok := n.tun.logs[id]
 	if !ok {
+		// After a restart the deal's count goes on from its record.
 		m = &requesterMeter{}
+		m.bytes.Store(rec.Deal.Bytes)
 		n.tun.logs[id] = m
 	}
 	n.tun.mu.Unlock()
 	step := uint64(1 << 20)
-	if n.dealState != nil && n.dealState.intervalBytes >= 4 {
-		step = n.dealState.intervalBytes / 4
+	if ib := n.deals.IntervalBytes(); ib >= 4 {
+		step = ib / 4
 	}
-	return &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release}, nil
+	mc := &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release}
+	if a := n.tun.auth; a != nil && cred != "" {
+		price := rec.Deal.Terms.PricePerGB
+		mc.spent = func(bytes uint64) { a.spend(cred, bytesCost(bytes, price)) }
+	}
+	return mc, nil
+}
+
+// bytesCost is what bytes cost at a price per GB (10^9 bytes), rounded up.
+func bytesCost(bytes uint64, perGB *big.Int) *big.Int {
+	if perGB == nil || bytes == 0 {
+		return new(big.Int)
+	}
+	c := new(big.Int).Mul(new(big.Int).SetUint64(bytes), perGB)
+	c.Add(c, big.NewInt(999_999_999))
+	return c.Div(c, big.NewInt(1_000_000_000))
+}
+
+// listenerStatus fills in where the local services listen and the proxies'
+// front door.
+func (n *Node) listenerStatus(st *sdk.Status) {
+	add := func(name string, a net.Addr) {
+		if a != nil {
+			st.Listeners = append(st.Listeners, sdk.Listener{Name: name, Addr: a.String(), Public: !IsLoopbackAddr(a.String())})
+		}
+	}
+	add("api", n.apiAddr)
+	add("socks", n.SOCKSAddr())
+	add("http-proxy", n.HTTPProxyAddr())
+	if n.tun != nil && (n.tun.socksLn != nil || n.tun.httpLn != nil) {
+		ps := &sdk.ProxyStatus{Auth: n.tun.auth != nil}
+		if n.tun.auth != nil {
+			ps.Credentials = n.tun.auth.status()
+		}
+		st.Proxy = ps
+	}
+}
+
+// ProxyPassword is the default proxy credential's password ("" with
+// --no-proxy-auth or before Run).
+func (n *Node) ProxyPassword() string {
+	if n.tun == nil || n.tun.auth == nil {
+		return ""
+	}
+	p, err := ProxyPassword(n.dir)
+	if err != nil {
+		return ""
+	}
+	return p
 }
 
 // maxFlowsPerProvider caps the tunnel streams a requester holds open to
@@ -520,44 +748,44 @@ func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*t
 const openPaidWait = 10 * time.Second
 
 // pickDeal chooses the deal for a route among the requester's deals that
-// the machine lets carry traffic.
-func (n *Node) pickDeal(r tunnel.Route) (common.Hash, error) {
-	t := n.tun
-	n.permMu.Lock()
-	var ids []common.Hash
-	for id, p := range n.perms {
-		if p.Role == agreement.RoleRequester {
-			ids = append(ids, id)
-		}
-	}
-	n.permMu.Unlock()
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var ok []common.Hash
-	for _, id := range ids {
-		if r.Country == "" || t.country[id] == r.Country {
-			ok = append(ok, id)
-		}
-	}
+// the machine lets carry traffic: the session's deal while its lifetime
+// lasts and the deal serves the route, else the next in rotation.
+func (n *Node) pickDeal(r tunnel.Route, cred string) (common.Hash, error) {
+	ok := n.dealsFor(r)
 	if len(ok) == 0 {
 		return common.Hash{}, fmt.Errorf("%w: no active deal for %q", tunnel.ErrNoRoute, r.String())
 	}
-	sort.Slice(ok, func(i, j int) bool { return ok[i].Cmp(ok[j]) < 0 })
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	key := sessionKey(cred, r.Session)
 	if r.Sticky() {
-		if id, have := t.sessions[r.Session]; have {
+		if b, have := t.sessions[key]; have && now.Before(b.until) {
 			for _, x := range ok {
-				if x == id {
-					return id, nil
+				if x == b.deal {
+					return b.deal, nil
 				}
 			}
 		}
 	}
 	id := ok[int(t.next.Add(1)-1)%len(ok)]
 	if r.Sticky() {
-		t.sessions[r.Session] = id
+		if len(t.sessions) >= maxSessions {
+			for k, b := range t.sessions {
+				if !now.Before(b.until) {
+					delete(t.sessions, k)
+				}
+			}
+		}
+		t.sessions[key] = stickyBind{deal: id, until: now.Add(r.SessionTTL())}
 	}
 	return id, nil
 }
+
+// maxSessions is where pickDeal starts forgetting sessions past their
+// lifetime.
+const maxSessions = 10_000
 
 // meteredConn counts a tunnel connection's bytes for its deal and appends
 // it to the deal's connection log when it closes.
@@ -570,12 +798,17 @@ type meteredConn struct {
 	step    uint64
 	kick    func()
 	release func() // gives the provider's flow slot back
+	// n counts this connection's bytes; spent, if set, is told them when
+	// it closes (the credential's spending).
+	n     atomic.Uint64
+	spent func(bytes uint64)
 }
 
 func (c *meteredConn) count(k int) {
 	if k <= 0 {
 		return
 	}
+	c.n.Add(uint64(k))
 	after := c.m.bytes.Add(uint64(k))
 	if after/c.step != (after-uint64(k))/c.step {
 		c.kick()
@@ -599,6 +832,9 @@ func (c *meteredConn) Close() error {
 		c.m.mu.Lock()
 		_, _, _ = c.m.log.Append(c.Conn.Entry())
 		c.m.mu.Unlock()
+		if c.spent != nil {
+			c.spent(c.n.Load())
+		}
 	})
 	err := c.Conn.Close()
 	c.release()

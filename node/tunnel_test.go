@@ -80,33 +80,34 @@ func TestTunnelEndToEnd(t *testing.T) {
 	deRequest := requestIDs[0]
 	target := "http://" + whoami(t) + "/"
 	socks, httpProxy := req.SOCKSAddr().String(), req.HTTPProxyAddr().String()
+	pw := req.ProxyPassword()
 
-	if got := curl(t, "--socks5-hostname", socks, "--proxy-user", "country-DE:x", target); got != de.IP {
+	if got := curl(t, "--socks5-hostname", socks, "--proxy-user", "country-DE:"+pw, target); got != de.IP {
 		t.Errorf("SOCKS5 country-DE: server saw %q, want %s", got, de.IP)
 	}
-	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxy-user", "country-US:x", target); got != us.IP {
+	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxy-user", "country-US:"+pw, target); got != us.IP {
 		t.Errorf("HTTP proxy (plain) country-US: server saw %q, want %s", got, us.IP)
 	}
-	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxytunnel", "--proxy-user", "country-DE:x", target); got != de.IP {
+	if got := curl(t, "--proxy", "http://"+httpProxy, "--proxytunnel", "--proxy-user", "country-DE:"+pw, target); got != de.IP {
 		t.Errorf("HTTP CONNECT country-DE: server saw %q, want %s", got, de.IP)
 	}
 	seen := map[string]int{}
 	for i := 0; i < 20; i++ {
-		seen[curl(t, "--socks5-hostname", socks, "--proxy-user", "session-abc123:x", target)]++
+		seen[curl(t, "--socks5-hostname", socks, "--proxy-user", "session-abc123:"+pw, target)]++
 	}
 	if len(seen) != 1 {
 		t.Errorf("sticky session used %v, want one IP", seen)
 	}
 	seen = map[string]int{}
 	for i := 0; i < 20; i++ {
-		seen[curl(t, "--socks5-hostname", socks, target)]++
+		seen[curl(t, "--socks5-hostname", socks, "--proxy-user", ":"+pw, target)]++
 	}
 	if seen[de.IP] == 0 || seen[us.IP] == 0 {
 		t.Errorf("rotation without a route used %v, want both providers", seen)
 	}
 	t.Logf("rotation spread 20 connections as %v", seen)
 	// A country with no deal: a clear SOCKS failure, not a hang.
-	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-JP:x", target)
+	cmd := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-JP:"+pw, target)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("country-JP with no deal there: curl succeeded: %s", out)
 	}
@@ -153,7 +154,7 @@ func TestTunnelEndToEnd(t *testing.T) {
 	if err == nil || !errors.Is(err, tunnel.ErrDealInactive) {
 		t.Errorf("tunnel for an ended deal: %v, want refused as inactive", err)
 	}
-	cmd = exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-DE:x", target)
+	cmd = exec.CommandContext(ctx, "curl", "-sS", "--max-time", "20", "--socks5-hostname", socks, "--proxy-user", "country-DE:"+pw, target)
 	if out, err := cmd.CombinedOutput(); err == nil {
 		t.Errorf("country-DE after its deal ended: curl succeeded: %s", out)
 	}
@@ -201,7 +202,7 @@ func TestTunnelBigDownload(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "big")
-	curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "-o", out, "http://"+ln.Addr().String()+"/")
+	curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), "-o", out, "http://"+ln.Addr().String()+"/")
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)
@@ -232,27 +233,50 @@ func TestTunnelBigDownload(t *testing.T) {
 }
 
 // TestAutoBuy: a requester with auto-buy on (as testnet requesters are)
-// holds a proxy connection for a country it has no deal in, buys one within
-// its budget, and serves the connection through it; a country nobody
-// offers fails with a clear proxy error once the wait is over.
+// holds a proxy connection for a route it has no deal for, buys one within
+// its budget, and serves the connection through it. The route names a city
+// (folded: "berlin" for the offer's "Berlin") and an IP type, and the
+// request auto-buy places asks for both, spelt as the offer spells them. A
+// country nobody offers fails with a clear proxy error once the wait is
+// over.
 func TestAutoBuy(t *testing.T) {
 	dc := startGraceChain(t)
 	ab := testnet.DefaultAutoBuy()
 	ab.Wait = 20 * time.Second
 	tn := startTestnet(t, testnet.Config{Providers: 1, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
-		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}})
+		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)},
+		Offer: func(i int, cc string) sdk.OfferParams {
+			o := testnet.DefaultOffer(i, cc)
+			o.City, o.IPType = "Berlin", "mobile"
+			return o
+		}})
 	prov, req := tn.Members[0], tn.Members[1].Node
 	actx := awaitCtx(t)
 	awaitOffers(t, actx, req, 1)
 	target := "http://" + whoami(t) + "/"
-	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "country-DE:x", target); got != prov.IP {
-		t.Errorf("auto-bought DE route: server saw %q, want %s", got, prov.IP)
+	pw := req.ProxyPassword()
+	if got := curl(t, "--max-time", "60", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", "customer-x-cc-de-city-berlin-type-mobile:"+pw, target); got != prov.IP {
+		t.Errorf("auto-bought DE Berlin mobile route: server saw %q, want %s", got, prov.IP)
 	}
 	ds, _ := req.Deals(actx)
 	if len(ds) != 1 {
-		t.Errorf("auto-buy made %d deals, want 1", len(ds))
+		t.Fatalf("auto-buy made %d deals, want 1", len(ds))
 	}
-	out, err := exec.CommandContext(actx, "curl", "-sS", "--fail", "--max-time", "60", "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-JP:x", target).CombinedOutput()
+	r, err := req.Order(actx, common.HexToHash(ds[0].RequestID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Location.Country != "DE" || r.Location.City != "Berlin" || r.IPType.String() != "mobile" {
+		t.Errorf("auto-buy's request asks for %+v %s, want DE, Berlin, mobile", r.Location, r.IPType)
+	}
+	// The same place again: the deal serves it, no second purchase.
+	if got := curl(t, "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-DE-city-berlin:"+pw, target); got != prov.IP {
+		t.Errorf("second connection: server saw %q", got)
+	}
+	if ds, _ := req.Deals(actx); len(ds) != 1 {
+		t.Errorf("%d deals after a second connection, want 1", len(ds))
+	}
+	out, err := exec.CommandContext(actx, "curl", "-sS", "--fail", "--max-time", "60", "--proxy", "http://"+req.HTTPProxyAddr().String(), "--proxy-user", "country-JP:"+pw, target).CombinedOutput()
 	if err == nil {
 		t.Errorf("auto-buy in a country nobody offers succeeded: %s", out)
 	}
@@ -286,7 +310,7 @@ func TestTunnelBeforeProviderStarts(t *testing.T) {
 	}
 	d := awaitDeal(t, ctx, req, r.ID().Hex(), "active")
 	target := "http://" + whoami(t) + "/"
-	if got := curl(t, "--socks5-hostname", req.SOCKSAddr().String(), target); got != prov.IP {
+	if got := curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), target); got != prov.IP {
 		t.Errorf("first connection of the deal: server saw %q, want %s", got, prov.IP)
 	}
 	pd, err := prov.Node.Deal(ctx, common.HexToHash(d.ID))
@@ -325,7 +349,7 @@ func TestEgressPool(t *testing.T) {
 	target := "http://" + whoami(t) + "/"
 	seen := map[string]int{}
 	for i := 0; i < 10; i++ {
-		seen[curl(t, "--socks5-hostname", req.SOCKSAddr().String(), target)]++
+		seen[curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), target)]++
 	}
 	if len(seen) != 2 || seen[pool[0].String()] == 0 || seen[pool[1].String()] == 0 {
 		t.Errorf("two deals on a two-IP provider exited from %v, want each from its own of %v", seen, pool)

@@ -36,8 +36,14 @@ type Deal struct {
 	Bytes   uint64   `json:"bytes"`
 	Voucher *Voucher `json:"voucher,omitempty"`
 	// Pending is the escrow transaction submitted and not yet seen on
-	// chain (open, settle, refund, cancel), if any.
+	// chain (open, settle, refund, cancel), if any; TxError the last
+	// failure of a transaction (a revert with its reason).
 	Pending string `json:"pending,omitempty"`
+	TxError string `json:"txError,omitempty"`
+	// PeerStatus is the counterparty's own status, as it last said;
+	// Unacked counts this side's messages it has not acknowledged yet.
+	PeerStatus string `json:"peerStatus,omitempty"`
+	Unacked    int    `json:"unacked,omitempty"`
 	// Settled, Commission and Refunded are the chain's outcome.
 	Settled    string `json:"settled,omitempty"`
 	Commission string `json:"commission,omitempty"`
@@ -64,4 +70,5 @@ type DealEntry struct {
 	To     string    `json:"to"`     // local status after
 	Status string    `json:"status"` // derived deal status after
 	Reason string    `json:"reason,omitempty"`
+	Detail string    `json:"detail,omitempty"` // e.g. a failed transaction's error
 }

@@ -72,6 +72,34 @@ type Status struct {
 	RelayService bool     `json:"relayService,omitempty"`
 	// HolePunch counts the hole punches the node took part in.
 	HolePunch HolePunchStats `json:"holePunch"`
+	// Listeners are where the node's local services listen.
+	Listeners []Listener `json:"listeners,omitempty"`
+	// Proxy describes the requester's proxies' front door.
+	Proxy *ProxyStatus `json:"proxy,omitempty"`
+}
+
+// Listener is one local service's listen address: "api", "socks" or
+// "http-proxy". Public is true for an address other than loopback (allowed
+// only with --allow-public-listen).
+type Listener struct {
+	Name   string `json:"name"`
+	Addr   string `json:"addr"`
+	Public bool   `json:"public,omitempty"`
+}
+
+// ProxyStatus is the proxies' front door: whether they ask for a
+// credential, and each credential's cap and spending (never a password).
+type ProxyStatus struct {
+	Auth        bool               `json:"auth"`
+	Credentials []CredentialStatus `json:"credentials,omitempty"`
+}
+
+// CredentialStatus is one proxy credential: its cap and what it has spent,
+// token base units as decimal strings (Cap empty: no cap).
+type CredentialStatus struct {
+	Name  string `json:"name"`
+	Cap   string `json:"cap,omitempty"`
+	Spent string `json:"spent"`
 }
 
 // HolePunchStats are the outcomes of a node's hole punches (DCUtR): how

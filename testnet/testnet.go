@@ -482,18 +482,22 @@ func (t *Testnet) Close() error {
 
 // NodeInfo is one entry of testnet.json.
 type NodeInfo struct {
-	Name     string   `json:"name"`
-	Role     string   `json:"role,omitempty"` // provider or requester
-	PeerID   string   `json:"peerId"`
-	Address  string   `json:"address"`
-	API      string   `json:"api"`
-	Token    string   `json:"token"`
-	Datadir  string   `json:"datadir"`
-	Country  string   `json:"country"`
-	EgressIP string   `json:"egressIp"`
-	SOCKS    string   `json:"socks,omitempty"`
-	HTTP     string   `json:"http,omitempty"`
-	P2P      []string `json:"p2p"`
+	Name     string `json:"name"`
+	Role     string `json:"role,omitempty"` // provider or requester
+	PeerID   string `json:"peerId"`
+	Address  string `json:"address"`
+	API      string `json:"api"`
+	Token    string `json:"token"`
+	Datadir  string `json:"datadir"`
+	Country  string `json:"country"`
+	EgressIP string `json:"egressIp"`
+	SOCKS    string `json:"socks,omitempty"`
+	HTTP     string `json:"http,omitempty"`
+	// ProxyPassword is the node's default proxy credential: any username
+	// (the route, e.g. country-DE) with this password, as in
+	// http://country-DE:<password>@<http>.
+	ProxyPassword string   `json:"proxyPassword,omitempty"`
+	P2P           []string `json:"p2p"`
 }
 
 // File is testnet.json.
@@ -519,6 +523,9 @@ func (t *Testnet) Info() File {
 		}
 		if a := n.HTTPProxyAddr(); a != nil {
 			info.HTTP = a.String()
+		}
+		if info.SOCKS != "" || info.HTTP != "" {
+			info.ProxyPassword = n.ProxyPassword()
 		}
 		for _, a := range n.Host().Addrs() {
 			info.P2P = append(info.P2P, a.String()+"/p2p/"+n.PeerID().String())

@@ -311,9 +311,9 @@ func measureTTFB(ctx context.Context, p *tunnelPath, target string) (time.Durati
 }
 
 // socksDialer dials target through a SOCKS5 proxy as curl does: greeting,
-// username/password if user is set (the password is unused), then
-// CONNECT, each answered before the next.
-func socksDialer(proxy, user string) func(ctx context.Context, target string) (net.Conn, error) {
+// username/password if either is set (the requester's proxies ask for
+// its proxy password), then CONNECT, each answered before the next.
+func socksDialer(proxy, user, pass string) func(ctx context.Context, target string) (net.Conn, error) {
 	return func(ctx context.Context, target string) (net.Conn, error) {
 		host, port, err := net.SplitHostPort(target)
 		if err != nil {
@@ -337,7 +337,7 @@ func socksDialer(proxy, user string) func(ctx context.Context, target string) (n
 			return nil, fmt.Errorf("socks5 %s: %w", proxy, err)
 		}
 		method := byte(0)
-		if user != "" {
+		if user != "" || pass != "" {
 			method = 2
 		}
 		if _, err := c.Write([]byte{5, 1, method}); err != nil {
@@ -350,9 +350,10 @@ func socksDialer(proxy, user string) func(ctx context.Context, target string) (n
 		if r[0] != 5 || r[1] != method {
 			return fail(fmt.Errorf("method %d refused (%d)", method, r[1]))
 		}
-		if user != "" {
+		if method == 2 {
 			auth := append([]byte{1, byte(len(user))}, user...)
-			if _, err := c.Write(append(auth, 1, 'x')); err != nil {
+			auth = append(append(auth, byte(len(pass))), pass...)
+			if _, err := c.Write(auth); err != nil {
 				return fail(err)
 			}
 			if _, err := io.ReadFull(c, r[:2]); err != nil {
@@ -470,7 +471,7 @@ func startTunnelPaths(ctx context.Context, b *testing.B) (transport, paid *tunne
 		}
 		return &tunnelPath{
 			name: name,
-			dial: socksDialer(socks, "country-"+prov.Country),
+			dial: socksDialer(socks, "country-"+prov.Country, req.ProxyPassword()),
 			diagnose: func(ctx context.Context) string {
 				return describeDeal(ctx, prov.Node, dealID)
 			},
@@ -560,7 +561,7 @@ LogLevel ERROR
 		"-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null",
 		"-o", "LogLevel=ERROR", "-i", filepath.Join(dir, "client_key"), "-p", strconv.Itoa(sshdPort), u.Username+"@127.0.0.1")
-	p.dial = socksDialer(socksAddr, "")
+	p.dial = socksDialer(socksAddr, "", "")
 	return p
 }
 

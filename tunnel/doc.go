@@ -7,6 +7,13 @@
 //     name resolution, i.e. socks5h, and RFC 1929 username/password) and an
 //     HTTP proxy (CONNECT and absolute-URI forwarding of plain http://), both
 //     meant for loopback, both handing every connection to a [Router];
+//     and their front door: credentials ([Authenticator], [Passwords],
+//     compared in constant time) with failed attempts limited per source
+//     ([AuthLimiter]), the username grammar of commercial proxy networks
+//     ([ParseRoute]), refusals a Router can make before a target is asked
+//     for ([RouteChecker]), HTTP versions other than 1.0 and 1.1 answered
+//     505 and ambiguous framing (request smuggling) refused, and an idle
+//     timeout for established tunnels;
 //   - the tunnel stream protocol /ipsx/tunnel/1.0.0 ([ProtocolID]): a bounded
 //     binary [Header] (deal id, time, target host:port, session), a status
 //     reply, then raw bytes both ways with half-close; [OpenStream] is the

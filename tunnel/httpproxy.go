@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,18 +37,16 @@ type proxyRequest struct {
 	connect bool
 	target  string // host:port
 	route   Route
+	// credential is the name of the credential that authenticated the
+	// request ("" without authentication).
+	credential string
 }
 
 // parseProxyRequest validates a request read by http.ReadRequest: CONNECT
-// to host:port, or an absolute http:// URI; and the credentials in
-// Proxy-Authorization.
-func parseProxyRequest(req *http.Request, cfg *proxyConfig) (*proxyRequest, error) {
+// to host:port, or an absolute http:// URI. Credentials are checked
+// before, by the handler ([proxyCredentials], proxyConfig.authenticate).
+func parseProxyRequest(req *http.Request) (*proxyRequest, error) {
 	pr := &proxyRequest{req: req}
-	route, err := proxyAuth(req.Header, cfg)
-	if err != nil {
-		return nil, err
-	}
-	pr.route = route
 	if req.Method == http.MethodConnect {
 		pr.connect = true
 		// Go parses "CONNECT host:port" into URL.Host; anything else in
@@ -100,39 +99,34 @@ func proxyTarget(authority, defaultPort string) (string, error) {
 	return t, nil
 }
 
-// proxyAuth reads Proxy-Authorization: Basic. No header is the any route,
-// unless a password is required.
-func proxyAuth(h http.Header, cfg *proxyConfig) (Route, error) {
+// errNoCredentials: a request without Proxy-Authorization to a proxy that
+// wants one. Browsers send none until challenged, so it is no failed
+// attempt: the 407 is how they learn to send them.
+var errNoCredentials = fmt.Errorf("%w: proxy credentials required: send Proxy-Authorization: Basic with the proxy password, and a route as the username (e.g. country-DE)", ErrProxyAuth)
+
+// proxyCredentials reads Proxy-Authorization: Basic. ok is false when the
+// request carries none.
+func proxyCredentials(h http.Header) (user, pass string, ok bool, err error) {
 	vals := h.Values("Proxy-Authorization")
 	if len(vals) == 0 {
-		if cfg.password != "" {
-			return Route{}, fmt.Errorf("%w: credentials required", ErrProxyAuth)
-		}
-		return Route{}, nil
+		return "", "", false, nil
 	}
 	if len(vals) > 1 {
-		return Route{}, fmt.Errorf("%w: several Proxy-Authorization fields", ErrProxyAuth)
+		return "", "", true, fmt.Errorf("%w: several Proxy-Authorization fields", ErrProxyAuth)
 	}
-	scheme, cred, ok := strings.Cut(strings.TrimSpace(vals[0]), " ")
-	if !ok || !strings.EqualFold(scheme, "basic") {
-		return Route{}, fmt.Errorf("%w: only Basic is supported", ErrProxyAuth)
+	scheme, cred, found := strings.Cut(strings.TrimSpace(vals[0]), " ")
+	if !found || !strings.EqualFold(scheme, "basic") {
+		return "", "", true, fmt.Errorf("%w: only Basic is supported", ErrProxyAuth)
 	}
 	raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
 	if err != nil {
-		return Route{}, fmt.Errorf("%w: bad base64", ErrProxyAuth)
+		return "", "", true, fmt.Errorf("%w: bad base64", ErrProxyAuth)
 	}
-	user, pass, ok := strings.Cut(string(raw), ":")
-	if !ok {
-		return Route{}, fmt.Errorf("%w: no ':' in credentials", ErrProxyAuth)
+	user, pass, found = strings.Cut(string(raw), ":")
+	if !found {
+		return "", "", true, fmt.Errorf("%w: no ':' in credentials", ErrProxyAuth)
 	}
-	if !cfg.passwordOK(pass) {
-		return Route{}, fmt.Errorf("%w: wrong password", ErrProxyAuth)
-	}
-	r, err := ParseRoute(user)
-	if err != nil {
-		return Route{}, fmt.Errorf("%w: %w", ErrProxyAuth, err)
-	}
-	return r, nil
+	return user, pass, true, nil
 }
 
 // hopByHop are the fields a proxy must not forward (RFC 9110 section 7.6.1),
@@ -186,16 +180,17 @@ type upstream struct {
 	br     *bufio.Reader
 	route  Route
 	target string
+	cred   string
 }
 
-func (u *upstream) set(conn net.Conn, route Route, target string) bool {
+func (u *upstream) set(conn net.Conn, route Route, target, cred string) bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.dead {
 		_ = conn.Close()
 		return false
 	}
-	u.conn, u.br, u.route, u.target = conn, bufio.NewReader(conn), route, target
+	u.conn, u.br, u.route, u.target, u.cred = conn, bufio.NewReader(conn), route, target, cred
 	return true
 }
 
@@ -220,11 +215,13 @@ func (u *upstream) kill() {
 
 func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 	lr := &io.LimitedReader{R: c, N: MaxHTTPHeaderSize}
-	br := bufio.NewReaderSize(lr, 4096)
+	rec := &headRecorder{r: lr}
+	br := bufio.NewReaderSize(rec, 4096)
 	var up upstream
 	defer up.close()
 	stop := context.AfterFunc(ctx, func() { abort(c); up.kill() })
 	defer stop()
+	src := sourceAddr(c)
 
 	for first := true; ; first = false {
 		timeout := p.cfg.idleTimeout
@@ -233,9 +230,13 @@ func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 		}
 		_ = c.SetDeadline(time.Now().Add(timeout))
 		lr.N = MaxHTTPHeaderSize
-		req, err := http.ReadRequest(br)
+		req, err := readRequestHead(br, rec)
 		if err != nil {
 			switch {
+			case errors.Is(err, errVersion):
+				p.fail(c, http.StatusHTTPVersionNotSupported, StatusBadRequest, err.Error())
+			case errors.Is(err, errFraming):
+				p.fail(c, http.StatusBadRequest, StatusBadRequest, err.Error())
 			case lr.N <= 0:
 				p.fail(c, http.StatusRequestHeaderFieldsTooLarge, StatusBadRequest, "request header too large")
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err), errors.Is(err, net.ErrClosed):
@@ -243,19 +244,20 @@ func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 			default:
 				p.fail(c, http.StatusBadRequest, StatusBadRequest, "malformed request")
 			}
+			p.cfg.logger.Debug("http proxy request", "source", src.String(), "err", err)
 			_ = c.Close()
 			return
 		}
 		// The body is bounded by its own framing, not by the header limit.
 		lr.N = math.MaxInt64
-		pr, err := parseProxyRequest(req, &p.cfg)
+		pr, code, err := p.admit(ctx, src, req)
 		if err != nil {
-			p.cfg.logger.Debug("http proxy request", "err", err)
-			if errors.Is(err, ErrProxyAuth) {
-				p.fail(c, http.StatusProxyAuthRequired, StatusUnauthorized, err.Error())
-			} else {
-				p.fail(c, http.StatusBadRequest, StatusBadRequest, err.Error())
+			p.cfg.logger.Debug("http proxy request", "source", src.String(), "status", code, "err", err)
+			st := StatusOf(err)
+			if code == http.StatusProxyAuthRequired || code == http.StatusTooManyRequests {
+				st = StatusUnauthorized
 			}
+			p.fail(c, code, st, err.Error())
 			_ = c.Close()
 			return
 		}
@@ -269,6 +271,36 @@ func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 	}
 }
 
+// admit checks a request's credentials, then its form, and returns the
+// status to refuse it with: 407 for missing or wrong credentials or a
+// username that is no route (with Proxy-Authenticate, so browsers ask
+// again), 429 for a source over its failed attempts, 403 for a route the
+// credential may not use, 400 for a request that is not a proxy request.
+func (p *HTTPProxy) admit(ctx context.Context, src netip.Addr, req *http.Request) (*proxyRequest, int, error) {
+	user, pass, present, err := proxyCredentials(req.Header)
+	if err == nil && !present && p.cfg.auth != nil {
+		err = errNoCredentials
+	}
+	var auth authResult
+	if err == nil {
+		auth, err = p.cfg.authenticate(ctx, p.router, src, user, pass)
+	}
+	switch {
+	case errors.Is(err, errAuthBlocked):
+		return nil, http.StatusTooManyRequests, err
+	case errors.Is(err, ErrRouteRefused):
+		return nil, http.StatusForbidden, err
+	case err != nil:
+		return nil, http.StatusProxyAuthRequired, err
+	}
+	pr, err := parseProxyRequest(req)
+	if err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	pr.route, pr.credential = auth.route, auth.credential
+	return pr, 0, nil
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
@@ -277,7 +309,7 @@ func isTimeout(err error) bool {
 // connect serves CONNECT: route, answer 200, splice. Bytes the client sent
 // after the request (a pipelined TLS ClientHello) are in br and go first.
 func (p *HTTPProxy) connect(ctx context.Context, c net.Conn, br *bufio.Reader, pr *proxyRequest) {
-	rctx, cancel := context.WithTimeout(ctx, p.cfg.connectTimeout)
+	rctx, cancel := context.WithTimeout(WithCredential(ctx, pr.credential), p.cfg.connectTimeout)
 	up, err := p.router.Route(rctx, pr.route, pr.target)
 	cancel()
 	if err != nil {
@@ -298,14 +330,14 @@ func (p *HTTPProxy) connect(ctx context.Context, c net.Conn, br *bufio.Reader, p
 		abort(up)
 		return
 	}
-	_, _, _ = splice(ctx, &bufferedConn{Conn: c, r: br}, up, nil)
+	_, _, _ = splice(ctx, &bufferedConn{Conn: c, r: br}, up, nil, p.cfg.tunnelIdle)
 }
 
 // forward serves one plain http:// request and reports whether the client
 // connection may carry another.
 func (p *HTTPProxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, pr *proxyRequest, up *upstream) bool {
 	req := pr.req
-	if up.conn != nil && (up.route != pr.route || up.target != pr.target) {
+	if up.conn != nil && (up.route != pr.route || up.target != pr.target || up.cred != pr.credential) {
 		up.close()
 	}
 
@@ -335,7 +367,7 @@ func (p *HTTPProxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, p
 	for attempt := 0; ; attempt++ {
 		reused := up.conn != nil
 		if !reused {
-			rctx, cancel := context.WithTimeout(ctx, p.cfg.connectTimeout)
+			rctx, cancel := context.WithTimeout(WithCredential(ctx, pr.credential), p.cfg.connectTimeout)
 			conn, err := p.router.Route(rctx, pr.route, pr.target)
 			cancel()
 			if err != nil {
@@ -345,7 +377,7 @@ func (p *HTTPProxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, p
 				_ = c.Close()
 				return false
 			}
-			if !up.set(conn, pr.route, pr.target) {
+			if !up.set(conn, pr.route, pr.target, pr.credential) {
 				return false
 			}
 		}
@@ -443,8 +475,11 @@ func (p *HTTPProxy) fail(c net.Conn, code int, st Status, msg string) {
 	b.WriteString("Content-Type: text/plain; charset=utf-8\r\n")
 	b.WriteString("Content-Length: " + strconv.Itoa(len(body)) + "\r\n")
 	b.WriteString("Connection: close\r\n")
-	if code == http.StatusProxyAuthRequired {
+	switch code {
+	case http.StatusProxyAuthRequired:
 		b.WriteString("Proxy-Authenticate: Basic realm=\"ipsx\"\r\n")
+	case http.StatusTooManyRequests:
+		b.WriteString("Retry-After: " + strconv.Itoa(int(p.cfg.limiterRefill().Seconds())+1) + "\r\n")
 	}
 	b.WriteString("Proxy-Status: ipsx; error=" + proxyStatusError(st) + "\r\n")
 	b.WriteString("\r\n")
@@ -464,7 +499,7 @@ func proxyStatusError(st Status) string {
 		return "connection_timeout"
 	case StatusNetUnreachable, StatusHostUnreachable:
 		return "destination_ip_unroutable"
-	case StatusUnauthorized, StatusDealInactive, StatusNotPaid, StatusNoRoute:
+	case StatusUnauthorized, StatusDealInactive, StatusNotPaid, StatusNoRoute, StatusRouteRefused:
 		return "http_request_denied"
 	case StatusBadRequest:
 		return "http_request_error"

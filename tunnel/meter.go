@@ -320,7 +320,14 @@ type ConnLog struct {
 	head    common.Hash
 	n       uint64
 	pending []LogEntry
+	// recent are the last heads (oldest first, at most MaxLogHistory),
+	// for Had: a voucher carries the head the requester's log had when it
+	// was signed, which the provider's may have moved past since.
+	recent []common.Hash
 }
+
+// MaxLogHistory is how many past heads a ConnLog remembers for Had.
+const MaxLogHistory = 4096
 
 // Append adds e and returns the new head and length.
 func (l *ConnLog) Append(e LogEntry) (common.Hash, uint64, error) {
@@ -330,10 +337,32 @@ func (l *ConnLog) Append(e LogEntry) (common.Hash, uint64, error) {
 	if err != nil {
 		return common.Hash{}, 0, err
 	}
+	if len(l.recent) == MaxLogHistory {
+		l.recent = append(l.recent[:0], l.recent[MaxLogHistory/2:]...)
+	}
+	l.recent = append(l.recent, l.head)
 	l.head = h
 	l.n++
 	l.pending = append(l.pending, e)
 	return l.head, l.n, nil
+}
+
+// Had reports whether h is the log's head or one of its last
+// MaxLogHistory heads (the zero hash of the empty log included while it is
+// among them). A restarted provider's log starts anew (Resume keeps the
+// bytes, not the log): Had knows only the heads since.
+func (l *ConnLog) Had(h common.Hash) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h == l.head {
+		return true
+	}
+	for i := len(l.recent) - 1; i >= 0; i-- {
+		if l.recent[i] == h {
+			return true
+		}
+	}
+	return false
 }
 
 // Head returns the current head and the number of entries.

@@ -2,7 +2,6 @@ package tunnel
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"io"
 	"log/slog"
@@ -24,7 +23,9 @@ import (
 // The returned conn is owned by the caller, who closes it; if it has
 // CloseWrite, half-close is passed through. Errors are answered to the
 // client by [StatusOf]: return ErrNoRoute, or pass an OpenStream error
-// through unchanged.
+// through unchanged. ctx also carries the name of the credential that
+// authenticated the client ([CredentialOf]), for a Router that keeps
+// accounts per credential.
 type Router interface {
 	Route(ctx context.Context, route Route, target string) (net.Conn, error)
 }
@@ -42,16 +43,24 @@ const (
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultConnectTimeout   = 60 * time.Second
 	DefaultIdleTimeout      = 2 * time.Minute
+	// DefaultTunnelIdleTimeout closes an established tunnel (SOCKS5,
+	// CONNECT, and the provider's end of a stream) in which no byte moved
+	// either way for that long: a client that vanished without a FIN
+	// would otherwise hold its stream, its flow slot and the provider's
+	// socket for the rest of the deal.
+	DefaultTunnelIdleTimeout = 5 * time.Minute
 )
 
 // ProxyOption configures a [SOCKSServer] or an [HTTPProxy].
 type ProxyOption func(*proxyConfig)
 
 type proxyConfig struct {
-	password         string
+	auth             Authenticator // nil: no credentials asked
+	limiter          *AuthLimiter
 	handshakeTimeout time.Duration
 	connectTimeout   time.Duration
 	idleTimeout      time.Duration
+	tunnelIdle       time.Duration
 	logger           *slog.Logger
 }
 
@@ -60,20 +69,41 @@ func newProxyConfig(opts []ProxyOption) proxyConfig {
 		handshakeTimeout: DefaultHandshakeTimeout,
 		connectTimeout:   DefaultConnectTimeout,
 		idleTimeout:      DefaultIdleTimeout,
+		tunnelIdle:       DefaultTunnelIdleTimeout,
 		logger:           slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
 		o(&c)
 	}
+	if c.auth != nil && c.limiter == nil {
+		c.limiter = NewAuthLimiter(DefaultAuthBurst, DefaultAuthRefill)
+	}
 	c.logger = c.logger.With("component", "tunnel")
 	return c
 }
 
-// WithPassword makes the proxy require this password with any username
-// (SOCKS5 RFC 1929, or Proxy-Authorization: Basic). Without it the
-// password is ignored and credentials are optional: the listener is on
-// loopback and the username only selects the route.
-func WithPassword(p string) ProxyOption { return func(c *proxyConfig) { c.password = p } }
+// WithAuth makes the proxy require a credential: SOCKS5 clients must use
+// RFC 1929 username/password, HTTP clients Proxy-Authorization: Basic
+// (asked for with 407). The password names the credential, the username
+// the route. Without it credentials are optional and the password is
+// ignored: only for a loopback listener on a single-user machine.
+func WithAuth(a Authenticator) ProxyOption { return func(c *proxyConfig) { c.auth = a } }
+
+// WithPassword is WithAuth with one credential, "default".
+func WithPassword(p string) ProxyOption {
+	return WithAuth(NewPasswords(map[string]string{"default": p}))
+}
+
+// WithAuthLimiter shares a failed-attempt limiter (default: one per
+// front-end, DefaultAuthBurst and DefaultAuthRefill).
+func WithAuthLimiter(l *AuthLimiter) ProxyOption { return func(c *proxyConfig) { c.limiter = l } }
+
+// WithTunnelIdleTimeout sets how long an established tunnel may carry no
+// byte either way before it is closed (default DefaultTunnelIdleTimeout;
+// 0 or less: never).
+func WithTunnelIdleTimeout(d time.Duration) ProxyOption {
+	return func(c *proxyConfig) { c.tunnelIdle = d }
+}
 
 // WithHandshakeTimeout bounds reading the client's request.
 func WithHandshakeTimeout(d time.Duration) ProxyOption {
@@ -92,11 +122,11 @@ func WithIdleTimeout(d time.Duration) ProxyOption { return func(c *proxyConfig) 
 // WithLogger sets the logger (debug level: one line per refused request).
 func WithLogger(l *slog.Logger) ProxyOption { return func(c *proxyConfig) { c.logger = l } }
 
-func (c *proxyConfig) passwordOK(p string) bool {
-	if c.password == "" {
-		return true
+func (c *proxyConfig) limiterRefill() time.Duration {
+	if c.limiter == nil {
+		return DefaultAuthRefill
 	}
-	return subtle.ConstantTimeCompare([]byte(p), []byte(c.password)) == 1
+	return c.limiter.refill
 }
 
 // serveListener accepts until ctx is done or ln fails, runs handle for each

@@ -176,13 +176,14 @@ func (s *SOCKSServer) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
-	route, target, err := s.handshake(ctx, c)
+	auth, target, err := s.handshake(ctx, c)
 	if err != nil {
-		s.cfg.logger.Debug("socks5 handshake", "err", err)
+		s.cfg.logger.Debug("socks5 handshake", "source", c.RemoteAddr().String(), "err", err)
 		_ = c.Close()
 		return
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.cfg.connectTimeout)
+	route := auth.route
+	rctx, cancel := context.WithTimeout(WithCredential(ctx, auth.credential), s.cfg.connectTimeout)
 	up, err := s.router.Route(rctx, route, target)
 	cancel()
 	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
@@ -203,21 +204,21 @@ func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
 		abort(up)
 		return
 	}
-	_, _, _ = splice(ctx, c, up, nil)
+	_, _, _ = splice(ctx, c, up, nil, s.cfg.tunnelIdle)
 }
 
 // handshake runs method negotiation, authentication and the request under
 // the handshake deadline.
-func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (Route, string, error) {
+func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (authResult, string, error) {
 	if err := c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout)); err != nil {
-		return Route{}, "", err
+		return authResult{}, "", err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	methods, err := readSOCKSGreeting(c)
 	if err != nil {
-		return Route{}, "", err
+		return authResult{}, "", err
 	}
 	method := byte(socksAuthNoneOK)
 	for _, m := range methods {
@@ -225,32 +226,31 @@ func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (Route, string,
 			method = socksAuthPassword
 			break
 		}
-		if m == socksAuthNone && s.cfg.password == "" {
+		if m == socksAuthNone && s.cfg.auth == nil {
 			method = socksAuthNone
 		}
 	}
 	if _, err := c.Write([]byte{socksVersion, method}); err != nil {
-		return Route{}, "", err
+		return authResult{}, "", err
 	}
 	if method == socksAuthNoneOK {
-		return Route{}, "", fmt.Errorf("%w: no acceptable auth method in %v", ErrSOCKS, methods)
+		if s.cfg.auth != nil {
+			return authResult{}, "", fmt.Errorf("%w: client offered no username/password (methods %v); credentials are required", ErrSOCKS, methods)
+		}
+		return authResult{}, "", fmt.Errorf("%w: no acceptable auth method in %v", ErrSOCKS, methods)
 	}
-	var route Route
+	var auth authResult
 	if method == socksAuthPassword {
 		user, pass, err := readSOCKSUserPass(c)
 		if err != nil {
-			return Route{}, "", err
+			return authResult{}, "", err
 		}
-		if !s.cfg.passwordOK(pass) {
+		if auth, err = s.cfg.authenticate(ctx, s.router, sourceAddr(c), user, pass); err != nil {
 			_, _ = c.Write([]byte{socksAuthVersion, 1})
-			return Route{}, "", fmt.Errorf("%w: wrong password", ErrSOCKS)
-		}
-		if route, err = ParseRoute(user); err != nil {
-			_, _ = c.Write([]byte{socksAuthVersion, 1})
-			return Route{}, "", err
+			return authResult{}, "", err
 		}
 		if _, err := c.Write([]byte{socksAuthVersion, 0}); err != nil {
-			return Route{}, "", err
+			return authResult{}, "", err
 		}
 	}
 	target, err := readSOCKSRequest(c)
@@ -259,9 +259,9 @@ func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (Route, string,
 		if errors.As(err, &se) {
 			_, _ = c.Write(socksReply(se.reply))
 		}
-		return Route{}, "", err
+		return authResult{}, "", err
 	}
-	return route, target, nil
+	return auth, target, nil
 }
 
 // socksReply is a reply with BND.ADDR 0.0.0.0:0: the bound address is the

@@ -3,10 +3,17 @@ package tunnel
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"time"
 )
+
+// ErrIdle ends a tunnel in which no byte moved either way for its idle
+// timeout.
+var ErrIdle = errors.New("tunnel: idle timeout")
 
 // copyBufSize is the chunk size of one forwarding step.
 const copyBufSize = 32 << 10
@@ -40,9 +47,16 @@ func closeWrite(c io.Closer) error {
 // destination when its source ends, then closes both. On an error in either
 // direction, or when ctx is done, both are aborted. up counts a→b, down
 // b→a. With a meter, every chunk is granted by it before it is written.
-func splice(ctx context.Context, a, b io.ReadWriteCloser, m *Meter) (up, down int64, err error) {
+// With idle > 0, both are aborted (ErrIdle) once no byte has been read
+// from either side for idle.
+func splice(ctx context.Context, a, b io.ReadWriteCloser, m *Meter, idle time.Duration) (up, down int64, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	var w *idleWatch
+	if idle > 0 {
+		w = watchIdle(idle, func() { cancel(fmt.Errorf("%w: nothing either way for %s", ErrIdle, idle)) })
+		defer w.stop()
+	}
 	var abortOnce sync.Once
 	stop := context.AfterFunc(ctx, func() {
 		abortOnce.Do(func() { abort(a); abort(b) })
@@ -52,12 +66,12 @@ func splice(ctx context.Context, a, b io.ReadWriteCloser, m *Meter) (up, down in
 	var wg sync.WaitGroup
 	var upErr error
 	wg.Go(func() {
-		up, upErr = copyHalf(ctx, b, a, m, true)
+		up, upErr = copyHalf(ctx, b, a, m, true, w)
 		if upErr != nil {
 			cancel(upErr)
 		}
 	})
-	down, downErr := copyHalf(ctx, a, b, m, false)
+	down, downErr := copyHalf(ctx, a, b, m, false, w)
 	if downErr != nil {
 		cancel(downErr)
 	}
@@ -74,13 +88,16 @@ func splice(ctx context.Context, a, b io.ReadWriteCloser, m *Meter) (up, down in
 }
 
 // copyHalf copies src to dst until src's EOF, then half-closes dst.
-func copyHalf(ctx context.Context, dst io.Writer, src io.Reader, m *Meter, up bool) (int64, error) {
+func copyHalf(ctx context.Context, dst io.Writer, src io.Reader, m *Meter, up bool, w *idleWatch) (int64, error) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	var total int64
 	for {
 		n, rerr := src.Read(buf)
+		if n > 0 {
+			w.touch()
+		}
 		for off := 0; off < n; {
 			g := n - off
 			if m != nil {
@@ -111,4 +128,53 @@ func copyHalf(ctx context.Context, dst io.Writer, src io.Reader, m *Meter, up bo
 			return total, rerr
 		}
 	}
+}
+
+// idleWatch calls onIdle once when touch has not been called for idle. It
+// runs on a timer, not a goroutine of its own.
+type idleWatch struct {
+	idle    time.Duration
+	last    atomic.Int64 // unix nanoseconds of the last touch
+	onIdle  func()
+	mu      sync.Mutex // guards timer and stopped
+	timer   *time.Timer
+	stopped bool
+}
+
+func watchIdle(idle time.Duration, onIdle func()) *idleWatch {
+	w := &idleWatch{idle: idle, onIdle: onIdle}
+	w.touch()
+	w.mu.Lock()
+	w.timer = time.AfterFunc(idle, w.check)
+	w.mu.Unlock()
+	return w
+}
+
+// touch records activity; nil-safe, so splice calls it unconditionally.
+func (w *idleWatch) touch() {
+	if w != nil {
+		w.last.Store(time.Now().UnixNano())
+	}
+}
+
+func (w *idleWatch) check() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.stopped {
+		return
+	}
+	quiet := time.Since(time.Unix(0, w.last.Load()))
+	if quiet >= w.idle {
+		w.stopped = true
+		w.onIdle()
+		return
+	}
+	w.timer.Reset(w.idle - quiet)
+}
+
+func (w *idleWatch) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped = true
+	w.timer.Stop()
 }

@@ -47,7 +47,10 @@ const (
 	StatusTimeout         Status = 10 // resolving or connecting timed out
 	StatusBadRequest      Status = 11 // malformed header or target
 	StatusNoRoute         Status = 12 // requester side: no deal covers the route
-	statusMax             Status = StatusNoRoute
+	// StatusRouteRefused is the requester's own: the credential may not
+	// use the route, or no offer can serve it. Never sent by a provider.
+	StatusRouteRefused Status = 13
+	statusMax          Status = StatusRouteRefused
 )
 
 var statusNames = [...]string{
@@ -64,6 +67,7 @@ var statusNames = [...]string{
 	StatusTimeout:         "timed out",
 	StatusBadRequest:      "bad request",
 	StatusNoRoute:         "no deal covers the route",
+	StatusRouteRefused:    "route refused",
 }
 
 func (s Status) String() string {
@@ -91,7 +95,7 @@ func (s Status) SOCKSReply() byte {
 	switch s {
 	case StatusOK:
 		return socksSucceeded
-	case StatusNotAllowed, StatusUnauthorized, StatusDealInactive, StatusNotPaid:
+	case StatusNotAllowed, StatusUnauthorized, StatusDealInactive, StatusNotPaid, StatusRouteRefused:
 		return socksNotAllowed // "connection not allowed by ruleset"
 	case StatusRefused:
 		return socksConnRefused
@@ -113,7 +117,7 @@ func (s Status) HTTPStatus() int {
 	switch s {
 	case StatusOK:
 		return http.StatusOK
-	case StatusNotAllowed, StatusUnauthorized:
+	case StatusNotAllowed, StatusUnauthorized, StatusRouteRefused:
 		return http.StatusForbidden
 	case StatusNotPaid:
 		return http.StatusPaymentRequired
@@ -157,6 +161,8 @@ func (e *StatusError) Is(target error) bool {
 		return target == ErrNotPaid
 	case StatusNoRoute:
 		return target == ErrNoRoute
+	case StatusRouteRefused:
+		return target == ErrRouteRefused
 	case StatusBadRequest:
 		return target == ErrBadRequest
 	}
@@ -185,6 +191,8 @@ func StatusOf(err error) Status {
 		return StatusNotPaid
 	case errors.Is(err, ErrNoRoute):
 		return StatusNoRoute
+	case errors.Is(err, ErrRouteRefused):
+		return StatusRouteRefused
 	case errors.Is(err, ErrBadRequest):
 		return StatusBadRequest
 	case errors.As(err, &dnsErr):

@@ -186,6 +186,7 @@ type Exit struct {
 	authorize     Authorizer
 	headerTimeout time.Duration
 	maxSkew       time.Duration
+	idle          time.Duration
 }
 
 // ExitOption configures an [Exit].
@@ -198,10 +199,15 @@ func WithHeaderTimeout(d time.Duration) ExitOption { return func(e *Exit) { e.he
 // clock.
 func WithMaxClockSkew(d time.Duration) ExitOption { return func(e *Exit) { e.maxSkew = d } }
 
+// WithExitIdleTimeout sets how long a stream may carry no byte either way
+// before the exit closes it (default DefaultTunnelIdleTimeout; 0 or less:
+// never).
+func WithExitIdleTimeout(d time.Duration) ExitOption { return func(e *Exit) { e.idle = d } }
+
 // NewExit returns an exit applying policy to streams that authorize lets
 // through.
 func NewExit(policy *Policy, authorize Authorizer, opts ...ExitOption) (*Exit, error) {
-	e := &Exit{policy: policy, authorize: authorize, headerTimeout: DefaultHeaderTimeout, maxSkew: DefaultMaxClockSkew}
+	e := &Exit{policy: policy, authorize: authorize, headerTimeout: DefaultHeaderTimeout, maxSkew: DefaultMaxClockSkew, idle: DefaultTunnelIdleTimeout}
 	for _, o := range opts {
 		o(e)
 	}
@@ -276,7 +282,7 @@ func (e *Exit) ServeStream(ctx context.Context, s Stream) (err error) {
 		return fmt.Errorf("tunnel: clear deadline: %w", err)
 	}
 
-	up, down, err := splice(ctx, s, target, m)
+	up, down, err := splice(ctx, s, target, m, e.idle)
 	if _, _, lerr := m.log.Append(LogEntry{Time: h.Time, Target: h.Target, Up: uint64(up), Down: uint64(down)}); lerr != nil && err == nil {
 		err = lerr
 	}

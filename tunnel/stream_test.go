@@ -365,3 +365,73 @@ func TestOpenStreamHonoursContext(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestExitIdleTimeout: the provider's end closes a stream in which no
+// byte moved either way for its idle timeout, and says why.
+func TestExitIdleTimeout(t *testing.T) {
+	target := listenRecording(t, "127.0.0.1:0", echo)
+	m := NewMeter(testDeal, MeterConfig{})
+	exit, err := NewExit(loopbackPolicy(t), func(context.Context, Header) (Grant, error) { return Grant{Meter: m}, nil },
+		WithExitIdleTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := tcpPair(t)
+	defer a.Close()
+	done := make(chan error, 1)
+	go func() { done <- exit.ServeStream(t.Context(), b) }()
+	c, err := OpenStream(t.Context(), a, Header{DealID: testDeal, Time: time.Now(), Target: target.addr()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 500*time.Millisecond { // busy for more than two idle periods
+		if _, err := c.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+			t.Fatalf("busy stream cut after %s: %v", time.Since(start), err)
+		}
+		tm := time.NewTimer(50 * time.Millisecond)
+		<-tm.C
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrIdle) {
+			t.Fatalf("ServeStream: %v, want ErrIdle", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("idle stream still served after 10 s")
+	}
+	if e := m.Log().Drain(); len(e) != 1 || e[0].Up == 0 {
+		t.Fatalf("log after the idle cut: %+v", e)
+	}
+}
+
+// TestConnLogHad: a log remembers its past heads, so a voucher signed a
+// while ago still matches; a head it never had does not.
+func TestConnLogHad(t *testing.T) {
+	var l ConnLog
+	var heads []common.Hash
+	for i := 0; i < 10; i++ {
+		h, _, err := l.Append(LogEntry{Time: time.UnixMilli(int64(i)), Target: "h:1", Up: uint64(i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		heads = append(heads, h)
+	}
+	for i, h := range append(heads, common.Hash{}) {
+		if !l.Had(h) {
+			t.Errorf("head %d %s not remembered", i, h.Hex())
+		}
+	}
+	if l.Had(common.HexToHash("0x1")) {
+		t.Error("a made-up head matches")
+	}
+	for i := 0; i < MaxLogHistory; i++ {
+		_, _, _ = l.Append(LogEntry{Time: time.UnixMilli(int64(i)), Target: "h:2"})
+	}
+	if l.Had(heads[0]) {
+		t.Errorf("a head %d appends ago is still remembered (history is bounded at %d)", MaxLogHistory, MaxLogHistory)
+	}
+}

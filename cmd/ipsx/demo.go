@@ -126,8 +126,11 @@ func runDemo(ctx context.Context, out io.Writer, keep bool) error {
 	}
 	defer srv.Close()
 	socks := requester.Node.SOCKSAddr().String()
-	fmt.Fprintf(out, "    $ curl --socks5-hostname %s --proxy-user country-DE:x http://%s/\n", socks, addr)
-	page, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "30", "--socks5-hostname", socks, "--proxy-user", "country-DE:x", "http://"+addr+"/").CombinedOutput()
+	// The username picks the route, the password is the requester's proxy
+	// password (ipsx proxy password; in testnet.json).
+	user := "country-DE:" + requester.Node.ProxyPassword()
+	fmt.Fprintf(out, "    $ curl --socks5-hostname %s --proxy-user %s http://%s/\n", socks, user, addr)
+	page, err := exec.CommandContext(ctx, "curl", "-sS", "--max-time", "30", "--socks5-hostname", socks, "--proxy-user", user, "http://"+addr+"/").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("curl: %v: %s", err, page)
 	}

@@ -24,11 +24,6 @@ import (
 	"github.com/ipsx/ipsx/sdk"
 )
 
-// proxyCred is what curl and the other proxy clients of TestHandRunPair
-// give the requester's proxies: the route (country-DE) and a password.
-// When the proxies require a credential made at init, it is this line.
-var proxyCred = url.UserPassword("country-DE", "x")
-
 // ipsxRun runs `ipsx args...` in its own process to the end, with stdin,
 // and returns its stdout and stderr.
 func ipsxRun(ctx context.Context, env []string, stdin string, args ...string) (string, string, error) {
@@ -239,6 +234,9 @@ func TestHandRunPair(t *testing.T) {
 	rSOCKS, rHTTP := freePort(t), freePort(t)
 	runJSON(&r, "init", "--datadir", requester, "--scrypt", "light", "--network", netFile, "--api", freePort(t),
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--socks", rSOCKS, "--http-proxy", rHTTP)
+	// What curl and the other proxy clients give the requester's proxies:
+	// the route and the password init made.
+	proxyCred := url.UserPassword("country-DE", strings.TrimSpace(run("--datadir", requester, "proxy", "password")))
 	for _, a := range []string{p.Address, r.Address} {
 		run("wallet", "send", a, "1eth", "--eth", "--keystore", deployer, "--network", netFile)
 		run("wallet", "send", a, "1000tok", "--keystore", deployer, "--network", netFile)

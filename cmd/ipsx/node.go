@@ -48,6 +48,9 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.ChainRPC, "chain-rpc", "", "Ethereum JSON-RPC endpoint of the escrow's chain (e.g. ipsx devchain's); empty: no chain")
 	fl.StringVar(&f.cfg.SOCKS, "socks", node.DefaultSOCKS, "loopback address of the SOCKS5 proxy for requests through rented IPs (off: none)")
 	fl.StringVar(&f.cfg.HTTP, "http-proxy", node.DefaultHTTP, "loopback address of the HTTP proxy (off: none)")
+	fl.BoolVar(&f.cfg.NoProxyAuth, "no-proxy-auth", false, "let the proxies serve clients without a credential (loopback only; every local user can then spend the escrow)")
+	fl.BoolVar(&f.cfg.AllowPublicListen, "allow-public-listen", false, "allow --api, --socks and --http-proxy on an address other than loopback (the proxies keep asking for credentials, /metrics needs the API token)")
+	fl.StringVar(&f.cfg.TunnelIdleTimeout, "tunnel-idle-timeout", "5m", "close a tunnel that moved no byte either way for this long (0: never)")
 	fl.StringSliceVar(&f.cfg.ExitAllow, "exit-allow", nil, "provider: CIDRs to allow out of the default-deny ranges (never loopback or own addresses)")
 	fl.StringSliceVar(&f.cfg.ExitDeny, "exit-deny", nil, "provider: further CIDRs its exit refuses")
 	fl.BoolVar(&f.cfg.ExitAllowLoopback, "exit-allow-loopback", false, "provider: UNSAFE, for local smoke tests only: let requesters reach 127.0.0.0/8, this machine's own services")
@@ -98,7 +101,8 @@ func initCommand(a *app) *cobra.Command {
 is at once the node's Ethereum wallet and its libp2p identity, encrypted in
 go-ethereum's keystore format (importable into other Ethereum wallets) with
 the passphrase from --password-file or IPSX_PASSWORD; config.json with the
-settings given as flags; and api.token, the local API's bearer token.`,
+settings given as flags; api.token, the local API's bearer token; and
+proxy-credentials.json with the proxy password (ipsx proxy password).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pw, err := f.password(a)
@@ -135,7 +139,10 @@ func runNodeCommand(a *app) *cobra.Command {
 		Long: `node runs the IPSX daemon on the data dir until interrupted. Its settings
 come from flags, IPSX_* variables and <datadir>/config.json (written by init).
 The local API listens on --api (loopback) and needs the bearer token in
-<datadir>/api.token.`,
+<datadir>/api.token. The proxies (--socks, --http-proxy) ask for the proxy
+password (ipsx proxy password) with a route as the username, e.g.
+curl --proxy http://country-DE:PASSWORD@127.0.0.1:8080. Addresses other than
+loopback are refused unless --allow-public-listen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			pw, err := f.password(a)
@@ -187,8 +194,9 @@ chain, with its own data dir under
 --dir and its own 127.0.0.x address, spread over --countries, every node
 following every one of those shards, all connected to each other. It writes
 <dir>/testnet.json with each node's name, peer id, address, API address and
-token, data dir and country, and <dir>/network.json, the network file a
-hand-run node joins the testnet with (ipsx node --network). Keys use light scrypt and a fixed passphrase:
+token, data dir, country, proxy addresses and proxy password, and
+<dir>/network.json, the network file a hand-run node joins the testnet with
+(ipsx node --network). Keys use light scrypt and a fixed passphrase:
 for development only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -223,6 +231,9 @@ for development only.`,
 			fmt.Fprintf(out, "chain %d at %s (token %s, escrow %s)\n", f.Chain.ChainID, f.Chain.RPC, f.Chain.Token, f.Chain.Escrow)
 			for _, n := range f.Nodes {
 				fmt.Fprintf(out, "%-7s %-9s %s  api %-21s %s\n", n.Name, n.Role, n.Country, n.API, n.PeerID)
+				if n.Role == "requester" && n.HTTP != "" {
+					fmt.Fprintf(out, "        proxies: http://country-%s:%s@%s  socks5h://country-%[1]s:%[2]s@%[4]s\n", n.Country, n.ProxyPassword, n.HTTP, n.SOCKS)
+				}
 			}
 			fmt.Fprintf(out, "every node is funded and has deposited %s into the escrow\n", tokens(testnet.DefaultDeposit.String()))
 			fmt.Fprintln(out, "testnet only: requesters run with auto-buy on (a test budget), and providers' exits may reach loopback targets")

@@ -119,6 +119,27 @@ func printStatus(w io.Writer, st *sdk.Status) error {
 		fmt.Fprintf(tw, "hole punches:\t%s\n", line)
 	}
 	fmt.Fprintf(tw, "orders:\t%d in the book, %d own\n", st.Orders, st.OwnOrders)
+	for _, l := range st.Listeners {
+		where := "loopback"
+		if l.Public {
+			where = "PUBLIC (--allow-public-listen)"
+		}
+		fmt.Fprintf(tw, "%s:\t%s (%s)\n", l.Name, l.Addr, where)
+	}
+	if p := st.Proxy; p != nil {
+		auth := "credentials required (ipsx proxy password)"
+		if !p.Auth {
+			auth = "OFF: any local user may use the proxies (--no-proxy-auth)"
+		}
+		fmt.Fprintf(tw, "proxy auth:\t%s\n", auth)
+		for _, c := range p.Credentials {
+			limit := "no cap"
+			if c.Cap != "" {
+				limit = "cap " + tokens(c.Cap)
+			}
+			fmt.Fprintf(tw, "credential:\t%s: spent %s, %s\n", c.Name, tokens(c.Spent), limit)
+		}
+	}
 	fmt.Fprintf(tw, "uptime:\t%s (since %s)\n", st.Uptime, st.Started.UTC().Format(time.RFC3339))
 	if err := tw.Flush(); err != nil {
 		return err

@@ -40,12 +40,16 @@
 //	409 duplicate, cancelled, superseded: conflicts with the book's state;
 //	    deal_over, not_now: a deal that is over or cannot be closed now
 //	413 too_large: a body over 64 KiB, or an order over the size limit
+//	431 too_large: a request head (request line and fields) over 16 KiB
 //	415 unsupported_media_type: a Content-Type other than application/json
 //	422 bad_signature, wrong_signer, wrong_domain, bad_digest, expired,
 //	    future, stale: well-formed, but the signature or the times make it
 //	    unacceptable (so a client can tell "fix your JSON" from "re-sign")
 //	500 internal (details only in the log), 503 unavailable (the node is
 //	    shutting down or the backend timed out)
+//
+// Errors net/http answers before any handler (431, a malformed request's
+// 400, 501, 505) are JSON too (canned.go).
 //
 // Bad input never panics; a panic in a handler is a bug, is logged with its
 // stack and answered with 500. The package starts no goroutines beyond the

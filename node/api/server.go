@@ -173,7 +173,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(jsonListener{ln}) }()
 	s.log.Info("API listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
