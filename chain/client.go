@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,15 @@ type Backend interface {
 	bind.ContractBackend
 	bind.DeployBackend
 	ChainID(ctx context.Context) (*big.Int, error)
+	// BalanceAt is an account's ETH (gas) balance at a block (nil: the
+	// latest).
+	BalanceAt(ctx context.Context, account common.Address, block *big.Int) (*big.Int, error)
+	// TransactionByHash finds a transaction in the pool or on chain
+	// (ethereum.NotFound if the node knows none).
+	TransactionByHash(ctx context.Context, hash common.Hash) (tx *types.Transaction, isPending bool, err error)
+	// NonceAt is an account's nonce in the state of a block (nil: the
+	// latest): the transactions it has mined.
+	NonceAt(ctx context.Context, account common.Address, block *big.Int) (uint64, error)
 }
 
 // Contracts locates one IPSX deployment.
@@ -33,6 +43,9 @@ type Contracts struct {
 	ChainID *big.Int
 	Token   common.Address
 	Escrow  common.Address
+	// DeployBlock is the block the token was deployed in, where reading
+	// the escrow's events can start; 0 when not known (LoadContracts).
+	DeployBlock uint64
 }
 
 // Domain returns the EIP-712 domain that deal terms, vouchers and cancels of
@@ -81,6 +94,10 @@ type Option func(*clientConfig)
 type clientConfig struct {
 	receiptTimeout time.Duration
 	pollInterval   time.Duration
+	replaceAfter   time.Duration
+	// onSend, if set, sees every transaction sent, replacements included
+	// (tests).
+	onSend func(*types.Transaction)
 }
 
 // WithReceiptTimeout bounds the wait for each transaction's receipt
@@ -93,13 +110,18 @@ func WithReceiptTimeout(d time.Duration) Option {
 // dev chain mines instantly, so its clients use a few milliseconds).
 func WithPollInterval(d time.Duration) Option { return func(c *clientConfig) { c.pollInterval = d } }
 
+// WithReplaceAfter sets how long a transaction may wait unmined before it
+// is replaced by one with the same nonce and higher fees (default 40 s,
+// about three blocks on mainnet).
+func WithReplaceAfter(d time.Duration) Option { return func(c *clientConfig) { c.replaceAfter = d } }
+
 func newConfig(opts []Option) (clientConfig, error) {
-	cfg := clientConfig{receiptTimeout: 2 * time.Minute, pollInterval: time.Second}
+	cfg := clientConfig{receiptTimeout: 2 * time.Minute, pollInterval: time.Second, replaceAfter: 40 * time.Second}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.receiptTimeout <= 0 || cfg.pollInterval <= 0 {
-		return cfg, fmt.Errorf("%w: receipt timeout and poll interval must be positive", ErrInvalidConfig)
+	if cfg.receiptTimeout <= 0 || cfg.pollInterval <= 0 || cfg.replaceAfter <= 0 {
+		return cfg, fmt.Errorf("%w: receipt timeout, poll interval and replacement delay must be positive", ErrInvalidConfig)
 	}
 	return cfg, nil
 }
@@ -115,9 +137,10 @@ type sender struct {
 
 	mu sync.Mutex // serialises nonce lookup and send, so concurrent calls get distinct nonces
 	// next is the nonce after the last transaction this sender sent, at
-	// sentAt; mu guards both.
+	// sentAt, with hash last; mu guards the three.
 	next   uint64
 	sentAt time.Time
+	last   common.Hash
 }
 
 // nonceMemory is how long a sender trusts its own count of nonces over a
@@ -149,7 +172,7 @@ func (s *sender) send(ctx context.Context, to *common.Address, data []byte) (*ty
 		return nil, err
 	}
 	txSent(ctx, tx.Hash())
-	rcpt, err := s.wait(ctx, tx.Hash())
+	rcpt, err := s.wait(ctx, tx)
 	if err != nil {
 		return nil, err
 	}
@@ -193,8 +216,19 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 		return nil, fmt.Errorf("pending nonce: %w", err)
 	}
 	if nonce < s.next && time.Since(s.sentAt) < nonceMemory {
+		// The pool may lag a block just sealed: the mined state then has
+		// our last transaction, and its nonce is what counts.
+		if mined, err := s.b.NonceAt(ctx, s.from, nil); err == nil && mined > nonce {
+			nonce = mined
+		}
+	}
+	if nonce < s.next && time.Since(s.sentAt) < nonceMemory && s.known(ctx, s.last) {
 		// A lagging pool names a nonce of a transaction still pending;
-		// signed anew, it could replace that one.
+		// signed anew, it could replace that one. (A node that knows
+		// nothing of an unmined last transaction lost it, to a reorg or an
+		// eviction, and its nonce is right. Asked about a transaction just
+		// mined, a node may not know it yet while it indexes: the mined
+		// nonce above settles that case first.)
 		nonce = s.next
 	}
 	tip, err := s.b.SuggestGasTipCap(ctx)
@@ -228,9 +262,9 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 		if err != nil {
 			return nil, fmt.Errorf("sign transaction: %w", err)
 		}
-		err = s.b.SendTransaction(ctx, tx)
+		err = s.sendTx(ctx, tx)
 		if err == nil {
-			s.next, s.sentAt = nonce+1, time.Now()
+			s.next, s.sentAt, s.last = nonce+1, time.Now(), tx.Hash()
 			return tx, nil
 		}
 		if !nonceTaken(err.Error()) || attempt == maxNonceRetries {
@@ -244,38 +278,112 @@ func (s *sender) signAndSendValue(ctx context.Context, to *common.Address, value
 	}
 }
 
+// known reports whether the node has heard of the transaction hash (in its
+// pool or on chain); when it cannot say, it is assumed to have.
+func (s *sender) known(ctx context.Context, hash common.Hash) bool {
+	_, _, err := s.b.TransactionByHash(ctx, hash)
+	return !errors.Is(err, ethereum.NotFound)
+}
+
 // maxNonceRetries bounds how many taken nonces a send steps over.
 const maxNonceRetries = 8
 
-func (s *sender) wait(ctx context.Context, hash common.Hash) (*types.Receipt, error) {
+func (s *sender) sendTx(ctx context.Context, tx *types.Transaction) error {
+	if s.cfg.onSend != nil {
+		s.cfg.onSend(tx)
+	}
+	return s.b.SendTransaction(ctx, tx)
+}
+
+// maxReplacements bounds how often one transaction is replaced; each
+// replacement raises its fees by at least an eighth.
+const maxReplacements = 6
+
+// wait waits for the receipt of tx, or of a replacement of it. A
+// transaction left unmined for replaceAfter (its fees too low for a
+// crowded chain) is replaced by one with the same nonce and fees an eighth
+// higher, or the node's current suggestion if that is higher still (the
+// pool takes a replacement only with both fees a tenth higher); whichever
+// of them is mined ends the wait.
+func (s *sender) wait(ctx context.Context, tx *types.Transaction) (*types.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.receiptTimeout)
 	defer cancel()
 	t := time.NewTicker(s.cfg.pollInterval)
 	defer t.Stop()
+	sent := []common.Hash{tx.Hash()}
+	cur, sentAt, replacing := tx, time.Now(), true
 	var lastErr error
 	for {
-		rcpt, err := s.b.TransactionReceipt(ctx, hash)
-		if err == nil {
-			// A node can serve the receipt before its block is the head that
-			// "latest" reads use; wait for the head so that reads after a
-			// transaction see its effects.
-			var head *types.Header
-			if head, err = s.b.HeaderByNumber(ctx, nil); err == nil && head.Number.Cmp(rcpt.BlockNumber) >= 0 {
-				return rcpt, nil
+		for _, hash := range sent {
+			rcpt, err := s.b.TransactionReceipt(ctx, hash)
+			if err == nil {
+				// A node can serve the receipt before its block is the head
+				// that "latest" reads use; wait for the head so that reads
+				// after a transaction see its effects.
+				var head *types.Header
+				if head, err = s.b.HeaderByNumber(ctx, nil); err == nil && head.Number.Cmp(rcpt.BlockNumber) >= 0 {
+					return rcpt, nil
+				}
+			}
+			if err != nil && !errors.Is(err, ethereum.NotFound) {
+				lastErr = err
 			}
 		}
-		if err != nil && !errors.Is(err, ethereum.NotFound) {
-			lastErr = err
+		if replacing && len(sent) <= maxReplacements && time.Since(sentAt) >= s.cfg.replaceAfter {
+			next, err := s.bump(ctx, cur)
+			if err == nil {
+				err = s.sendTx(ctx, next)
+			}
+			switch {
+			case err == nil:
+				sent = append(sent, next.Hash())
+				cur = next
+			case strings.Contains(err.Error(), "nonce too low"):
+				replacing = false // one of them is mined: its receipt is on the way
+			case strings.Contains(err.Error(), "replacement transaction underpriced"):
+				cur = next // the next bump starts from this one
+			default:
+				lastErr = err
+			}
+			sentAt = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return nil, fmt.Errorf("tx %s: %w after %s (last error: %v)", hash, ErrReceiptTimeout, s.cfg.receiptTimeout, lastErr)
+				return nil, fmt.Errorf("tx %s: %w after %s (%d sent; last error: %v)", tx.Hash(), ErrReceiptTimeout, s.cfg.receiptTimeout, len(sent), lastErr)
 			}
-			return nil, fmt.Errorf("tx %s: wait for receipt: %w", hash, ctx.Err())
+			return nil, fmt.Errorf("tx %s: wait for receipt: %w", tx.Hash(), ctx.Err())
 		case <-t.C:
 		}
 	}
+}
+
+// bump signs tx again with higher fees.
+func (s *sender) bump(ctx context.Context, tx *types.Transaction) (*types.Transaction, error) {
+	raise := func(x *big.Int) *big.Int {
+		r := new(big.Int).Rsh(x, 3)
+		return r.Add(r.Add(r, x), common.Big1)
+	}
+	tip, feeCap := raise(tx.GasTipCap()), raise(tx.GasFeeCap())
+	if sug, err := s.b.SuggestGasTipCap(ctx); err == nil && sug.Cmp(tip) > 0 {
+		tip = sug
+	}
+	if head, err := s.b.HeaderByNumber(ctx, nil); err == nil && head.BaseFee != nil {
+		if want := new(big.Int).Add(tip, new(big.Int).Mul(head.BaseFee, big.NewInt(2))); want.Cmp(feeCap) > 0 {
+			feeCap = want
+		}
+	}
+	if feeCap.Cmp(tip) < 0 {
+		feeCap = new(big.Int).Set(tip)
+	}
+	next, err := types.SignNewTx(s.key, s.signer, &types.DynamicFeeTx{
+		ChainID: s.chainID, Nonce: tx.Nonce(), GasTipCap: tip, GasFeeCap: feeCap,
+		Gas: tx.Gas(), To: tx.To(), Value: tx.Value(), Data: tx.Data(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sign replacement: %w", err)
+	}
+	return next, nil
 }
 
 func (s *sender) call(ctx context.Context, to common.Address, data []byte) ([]byte, error) {
@@ -375,7 +483,7 @@ func (c *Client) SendETH(ctx context.Context, to common.Address, amount *big.Int
 	if err != nil {
 		return nil, fmt.Errorf("send ETH to %s: %w", to.Hex(), err)
 	}
-	r, err := c.s.wait(ctx, tx.Hash())
+	r, err := c.s.wait(ctx, tx)
 	if err != nil {
 		return r, fmt.Errorf("send ETH to %s: %w", to.Hex(), err)
 	}
@@ -458,6 +566,16 @@ func (c *Client) Balances(ctx context.Context, addr common.Address) (Balances, e
 		return Balances{}, fmt.Errorf("escrow account of %s: %w", addr, err)
 	}
 	return Balances{Token: tok, Escrow: acc.Balance, Reserved: acc.Reserved}, nil
+}
+
+// GasBalance returns addr's ETH balance (what pays for gas), in wei, at
+// the latest block.
+func (c *Client) GasBalance(ctx context.Context, addr common.Address) (*big.Int, error) {
+	b, err := c.s.b.BalanceAt(ctx, addr, nil)
+	if err != nil {
+		return nil, fmt.Errorf("gas balance of %s: %w", addr, err)
+	}
+	return b, nil
 }
 
 // DealStatus returns the escrow's status of a deal id.
@@ -548,7 +666,7 @@ type DeployConfig struct {
 }
 
 // Deploy deploys IPSXToken (its whole supply goes to key's address) and an
-// Escrow for it, waiting for both receipts.
+// Escrow for it, with EIP-1559 fees, waiting for both receipts.
 func Deploy(ctx context.Context, b Backend, key *ecdsa.PrivateKey, cfg DeployConfig, opts ...Option) (Contracts, error) {
 	if cfg.CommissionBps > 500 || cfg.Treasury == (common.Address{}) {
 		return Contracts{}, fmt.Errorf("%w: commission %d bps (max 500), treasury %s", ErrInvalidConfig, cfg.CommissionBps, cfg.Treasury)
@@ -570,5 +688,5 @@ func Deploy(ctx context.Context, b Backend, key *ecdsa.PrivateKey, cfg DeployCon
 	if err != nil {
 		return Contracts{}, fmt.Errorf("deploy escrow: %w", err)
 	}
-	return Contracts{ChainID: id, Token: rt.ContractAddress, Escrow: re.ContractAddress}, nil
+	return Contracts{ChainID: id, Token: rt.ContractAddress, Escrow: re.ContractAddress, DeployBlock: rt.BlockNumber.Uint64()}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -68,6 +69,13 @@ type DevChainConfig struct {
 	Accounts int
 	// Keys are further accounts to fund (for example a testnet's nodes).
 	Keys []*ecdsa.PrivateKey
+	// Fund are further addresses to fund, whose keys live elsewhere (a
+	// keystore of `ipsx init`).
+	Fund []common.Address
+	// Empty leaves the contracts out: the chain starts with the funded
+	// accounts' ETH only, for `ipsx chain deploy` to deploy to. Accounts
+	// then get no tokens.
+	Empty bool
 	// ETH (wei) and Tokens (base units) each funded account gets.
 	ETH, Tokens *big.Int
 	// CommissionBps and GraceSeconds of the Escrow deployment.
@@ -129,6 +137,7 @@ type DevChain struct {
 	poll      time.Duration
 
 	sealMu sync.Mutex // serialises block production
+	paused atomic.Bool
 
 	stop      chan struct{}
 	loopDone  chan struct{}
@@ -155,6 +164,9 @@ func StartDevChain(ctx context.Context, cfg DevChainConfig) (*DevChain, error) {
 	maps.Copy(alloc, types.GenesisAlloc{crypto.PubkeyToAddress(deployer.PublicKey): {Balance: deployerETH}})
 	for _, k := range funded {
 		alloc[crypto.PubkeyToAddress(k.PublicKey)] = types.Account{Balance: new(big.Int).Set(cfg.ETH)}
+	}
+	for _, a := range cfg.Fund {
+		alloc[a] = types.Account{Balance: new(big.Int).Set(cfg.ETH)}
 	}
 	chainCfg := cfg.ChainConfig
 	if chainCfg == nil {
@@ -229,6 +241,10 @@ func StartDevChain(ctx context.Context, cfg DevChainConfig) (*DevChain, error) {
 }
 
 func (dc *DevChain) setup(ctx context.Context, cfg DevChainConfig) error {
+	if cfg.Empty {
+		dc.contracts = Contracts{ChainID: dc.backend.BlockChain().Config().ChainID}
+		return nil
+	}
 	deployerAddr := crypto.PubkeyToAddress(dc.deployer.PublicKey)
 	c, err := Deploy(ctx, dc.client, dc.deployer, DeployConfig{
 		Treasury: deployerAddr, CommissionBps: cfg.CommissionBps, GraceSeconds: cfg.GraceSeconds,
@@ -244,8 +260,12 @@ func (dc *DevChain) setup(ctx context.Context, cfg DevChainConfig) error {
 	if err != nil {
 		return err
 	}
+	addrs := append([]common.Address(nil), cfg.Fund...)
 	for _, k := range dc.funded {
-		if _, err := cl.Transfer(ctx, crypto.PubkeyToAddress(k.PublicKey), cfg.Tokens); err != nil {
+		addrs = append(addrs, crypto.PubkeyToAddress(k.PublicKey))
+	}
+	for _, a := range addrs {
+		if _, err := cl.Transfer(ctx, a, cfg.Tokens); err != nil {
 			return fmt.Errorf("devchain: fund: %w", err)
 		}
 	}
@@ -302,9 +322,11 @@ func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
 			}
 		case <-seal.C:
 			pending = false
-			dc.sealPending()
+			if !dc.paused.Load() {
+				dc.sealPending()
+			}
 		case now := <-tick.C:
-			if uint64(now.Unix()) > dc.backend.BlockChain().CurrentBlock().Time {
+			if !dc.paused.Load() && uint64(now.Unix()) > dc.backend.BlockChain().CurrentBlock().Time {
 				dc.Commit()
 			}
 		}
@@ -384,6 +406,37 @@ func (dc *DevChain) Commit() common.Hash {
 	return dc.beacon.Commit()
 }
 
+// Fork makes the block parent the head of the chain, as a reorg does: the
+// blocks after it leave the canonical chain, their logs are removed, and
+// the transactions they carried are dropped rather than replayed, so what
+// they did stays undone until someone sends them again. Blocks sealed
+// afterwards build on parent. It fails while transactions are pending.
+func (dc *DevChain) Fork(parent common.Hash) error {
+	dc.sealMu.Lock()
+	defer dc.sealMu.Unlock()
+	if err := dc.beacon.Fork(parent); err != nil {
+		return fmt.Errorf("devchain: fork at %s: %w", parent, err)
+	}
+	// The pool puts the dropped blocks' transactions back once it has seen
+	// the new head; wait for that, then drop them.
+	if err := dc.backend.TxPool().Sync(); err != nil {
+		return fmt.Errorf("devchain: fork: sync pool: %w", err)
+	}
+	dc.backend.TxPool().Clear()
+	return nil
+}
+
+// PauseSealing stops the chain from sealing blocks by itself, so that
+// transactions wait in the pool as they do on a congested chain, until
+// ResumeSealing. Commit and AdjustTime still seal.
+func (dc *DevChain) PauseSealing() { dc.paused.Store(true) }
+
+// ResumeSealing undoes PauseSealing and seals what is pending.
+func (dc *DevChain) ResumeSealing() {
+	dc.paused.Store(false)
+	dc.sealPending()
+}
+
 // AdjustTime seals an empty block d later than the latest one, moving the
 // chain's clock forward. It fails if transactions are pending.
 func (dc *DevChain) AdjustTime(d time.Duration) error {
@@ -398,7 +451,8 @@ func (dc *DevChain) AdjustTime(d time.Duration) error {
 // Client is an in-process JSON-RPC client of the chain.
 func (dc *DevChain) Client() Backend { return dc.client }
 
-// Contracts is the deployment on this chain.
+// Contracts is the deployment on this chain (only the chain id on an
+// Empty one).
 func (dc *DevChain) Contracts() Contracts { return dc.contracts }
 
 // Deployer is the key that deployed the contracts, holds the rest of the
@@ -492,11 +546,18 @@ func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
 	defer dc.Close()
 	c := dc.Contracts()
 	fmt.Fprintf(out, "chain id: %s\n", c.ChainID)
-	fmt.Fprintf(out, "token: %s\n", c.Token)
-	fmt.Fprintf(out, "escrow: %s\n", c.Escrow)
-	fmt.Fprintf(out, "treasury: %s\n", crypto.PubkeyToAddress(dc.deployer.PublicKey))
+	if cfg.Empty {
+		fmt.Fprintf(out, "contracts: none (deploy them with ipsx chain deploy)\n")
+	} else {
+		fmt.Fprintf(out, "token: %s\n", c.Token)
+		fmt.Fprintf(out, "escrow: %s\n", c.Escrow)
+		fmt.Fprintf(out, "treasury: %s\n", crypto.PubkeyToAddress(dc.deployer.PublicKey))
+	}
 	for i, k := range dc.funded {
 		fmt.Fprintf(out, "account %d: %s key %s\n", i+1, crypto.PubkeyToAddress(k.PublicKey), hexutil.Encode(crypto.FromECDSA(k)))
+	}
+	for _, a := range cfg.Fund {
+		fmt.Fprintf(out, "funded: %s\n", a)
 	}
 	fmt.Fprintf(out, "rpc: http://%s\n", ln.Addr())
 	return dc.Serve(ctx, ln)

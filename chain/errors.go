@@ -28,6 +28,9 @@ var (
 	ErrReceiptTimeout = errors.New("chain: timed out waiting for receipt")
 	// ErrNoContract: no code at the configured contract address.
 	ErrNoContract = errors.New("chain: no contract code at address")
+	// ErrWrongCode: the code at a contract address is not what this
+	// build's contracts deploy (see VerifyDeployment).
+	ErrWrongCode = errors.New("chain: contract code is not this build's")
 	// ErrInvalidArgument: an argument cannot be encoded for the contract
 	// (for example a negative amount).
 	ErrInvalidArgument = errors.New("chain: invalid argument")

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ethereum/go-ethereum"
 	"github.com/ethereum/go-ethereum/common"
+	"github.com/ethereum/go-ethereum/core/types"
 )
 
 // DealEventKind names an Escrow event about a deal.
@@ -45,8 +46,28 @@ type DealEvent struct {
 	Commission  *big.Int       // settled
 	Bytes       uint64         // settled
 	ConnLogHash common.Hash    // settled
-	Block       uint64
-	BlockHash   common.Hash
+	Deadline    uint64         // opened: the deal's deadline (unix seconds)
+
+	// Where the event is on chain. Block and BlockHash name the block
+	// that carries it, TxHash and Index the transaction and the log's
+	// position in the block; (BlockHash, Index) is unique.
+	Block     uint64
+	BlockHash common.Hash
+	TxHash    common.Hash
+	Index     uint
+	// Removed marks an event reported earlier whose block has left the
+	// canonical chain (a reorg): whatever it caused must be undone. Only
+	// a Follower sets it; DealEvents reads canonical logs only.
+	Removed bool
+}
+
+// Confirmations is how many blocks sit on top of the event's block at
+// head: 0 while it is in the head block itself.
+func (e DealEvent) Confirmations(head uint64) uint64 {
+	if head < e.Block {
+		return 0
+	}
+	return head - e.Block
 }
 
 // maxLogRange bounds one eth_getLogs query; public endpoints refuse wide
@@ -76,9 +97,10 @@ func (c *Client) DealEvents(ctx context.Context, from uint64) ([]DealEvent, uint
 }
 
 // DealEventsIn returns the Escrow's deal events in blocks [from, to],
-// oldest first, each with the number and hash of its block. Logs a
-// reorganisation removed are left out; a caller that acted on an event
-// notices its block's hash change (BlockAt) and undoes it.
+// oldest first, each with its block's number and hash, its transaction and
+// log index. Logs a reorganisation removed are left out; a caller that
+// acted on an event notices its block's hash change (BlockAt, BlockHash)
+// and undoes it, or lets a Follower do that.
 func (c *Client) DealEventsIn(ctx context.Context, from, to uint64) ([]DealEvent, error) {
 	if to < from {
 		return nil, nil
@@ -91,28 +113,34 @@ func (c *Client) DealEventsIn(ctx context.Context, from, to uint64) ([]DealEvent
 	if err != nil {
 		return nil, fmt.Errorf("deal events %d..%d: %w", from, to, err)
 	}
+	return c.decodeDealLogs(logs), nil
+}
+
+// decodeDealLogs turns escrow logs into deal events, in the logs' order,
+// leaving out deposits, withdrawals and logs the node marked removed.
+func (c *Client) decodeDealLogs(logs []types.Log) []DealEvent {
 	var out []DealEvent
 	for i := range logs {
 		l := &logs[i]
 		if l.Removed {
 			continue
 		}
-		var e DealEvent
-		if ev, err := c.escrow.UnpackOpenedEvent(l); err == nil {
-			e = DealEvent{Kind: EventOpened, DealID: ev.DealId, Provider: ev.Provider, Requester: ev.Requester, MaxAmount: ev.MaxAmount}
-		} else if ev, err := c.escrow.UnpackSettledEvent(l); err == nil {
-			e = DealEvent{Kind: EventSettled, DealID: ev.DealId, Amount: ev.Amount, Commission: ev.Commission, Bytes: ev.ByteCount, ConnLogHash: ev.ConnLogHash}
-		} else if ev, err := c.escrow.UnpackRefundedEvent(l); err == nil {
-			e = DealEvent{Kind: EventRefunded, DealID: ev.DealId, Amount: ev.Amount}
-		} else if ev, err := c.escrow.UnpackCancelledEvent(l); err == nil {
-			e = DealEvent{Kind: EventCancelled, DealID: ev.DealId}
+		var ev DealEvent
+		if e, err := c.escrow.UnpackOpenedEvent(l); err == nil {
+			ev = DealEvent{Kind: EventOpened, DealID: e.DealId, Provider: e.Provider, Requester: e.Requester, MaxAmount: e.MaxAmount, Deadline: e.Deadline}
+		} else if e, err := c.escrow.UnpackSettledEvent(l); err == nil {
+			ev = DealEvent{Kind: EventSettled, DealID: e.DealId, Amount: e.Amount, Commission: e.Commission, Bytes: e.ByteCount, ConnLogHash: e.ConnLogHash}
+		} else if e, err := c.escrow.UnpackRefundedEvent(l); err == nil {
+			ev = DealEvent{Kind: EventRefunded, DealID: e.DealId, Amount: e.Amount}
+		} else if e, err := c.escrow.UnpackCancelledEvent(l); err == nil {
+			ev = DealEvent{Kind: EventCancelled, DealID: e.DealId}
 		} else {
 			continue
 		}
-		e.Block, e.BlockHash = l.BlockNumber, l.BlockHash
-		out = append(out, e)
+		ev.Block, ev.BlockHash, ev.TxHash, ev.Index = l.BlockNumber, l.BlockHash, l.TxHash, l.Index
+		out = append(out, ev)
 	}
-	return out, nil
+	return out
 }
 
 // BlockAt returns the number, hash and timestamp of block n (nil: the
@@ -165,4 +193,24 @@ func (c *Client) Head(ctx context.Context) (number, time uint64, err error) {
 		return 0, 0, fmt.Errorf("chain head: %w", err)
 	}
 	return h.Number.Uint64(), h.Time, nil
+}
+
+// BlockHash returns the hash of the canonical block at number, and
+// ethereum.NotFound (wrapped) when the chain is not that long: compare it
+// with an event's BlockHash to see whether the event still stands.
+func (c *Client) BlockHash(ctx context.Context, number uint64) (common.Hash, error) {
+	h, err := c.s.b.HeaderByNumber(ctx, new(big.Int).SetUint64(number))
+	if err != nil {
+		return common.Hash{}, fmt.Errorf("block %d: %w", number, err)
+	}
+	return h.Hash(), nil
+}
+
+// HeadBlock returns the number and hash of the chain's latest block.
+func (c *Client) HeadBlock(ctx context.Context) (number uint64, hash common.Hash, err error) {
+	h, err := c.s.b.HeaderByNumber(ctx, nil)
+	if err != nil {
+		return 0, common.Hash{}, fmt.Errorf("chain head: %w", err)
+	}
+	return h.Number.Uint64(), h.Hash(), nil
 }

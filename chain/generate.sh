@@ -4,7 +4,9 @@
 #   chain/bindings/<name>.go                          (go tool abigen --v2)
 # Usage: chain/generate.sh [OUTDIR]   (OUTDIR defaults to chain/; check-generated.sh
 # passes a temp dir). Needs node + npm; solc is installed from npm, pinned, into
-# chain/.solc/ (git-ignored) on first use. abigen comes from go.mod's tool directive.
+# chain/.solc/ (git-ignored) on first use, or, when the registry is unreachable,
+# copied from a prebuilt ../shared/tools/solc beside the checkout (or set
+# IPSX_SOLC_CACHE to such a directory). abigen comes from go.mod's tool directive.
 set -euo pipefail
 
 SOLC_VERSION=0.8.30
@@ -15,10 +17,31 @@ mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 cache="${IPSX_SOLC_CACHE:-$here/.solc}"
 
-if [[ "$(node -p "try{require('$cache/node_modules/solc/package.json').version}catch(e){''}" 2>/dev/null)" != "$SOLC_VERSION" ]]; then
+solc_version() { node -p "try{require('$1/node_modules/solc/package.json').version}catch(e){''}" 2>/dev/null; }
+
+if [[ "$(solc_version "$cache")" != "$SOLC_VERSION" ]]; then
 	mkdir -p "$cache"
 	echo '{"private":true,"name":"ipsx-solc"}' >"$cache/package.json"
-	npm install --prefix "$cache" --no-audit --no-fund --silent --save-exact "solc@$SOLC_VERSION" >&2
+	if ! npm install --prefix "$cache" --no-audit --no-fund --silent --save-exact "solc@$SOLC_VERSION" >&2; then
+		# No registry: a prebuilt copy in a shared tools directory beside the
+		# checkout (../shared/tools/solc, or two levels up for a worktree),
+		# read-only there, so copied into the cache.
+		found=
+		for dir in "$here/../../shared/tools/solc" "$here/../../../shared/tools/solc"; do
+			if [[ "$(solc_version "$dir")" == "$SOLC_VERSION" ]]; then
+				found="$dir"
+				break
+			fi
+		done
+		if [[ -z "$found" ]]; then
+			echo "chain: npm cannot install solc@$SOLC_VERSION and no prebuilt copy was found; set IPSX_SOLC_CACHE to a directory holding node_modules/solc" >&2
+			exit 1
+		fi
+		echo "chain: npm unreachable; using solc $SOLC_VERSION from $found" >&2
+		rm -rf "$cache/node_modules"
+		cp -R "$found/node_modules" "$cache/node_modules"
+		chmod -R u+w "$cache/node_modules"
+	fi
 fi
 
 rm -rf "$out/build" "$out/bindings"

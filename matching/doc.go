@@ -29,6 +29,17 @@
 // (unix seconds, as orderbook.Validate counts them: Expires <= now is
 // expired).
 //
+// # Why not
+//
+// Explain answers the other question: for each offer of a snapshot, the
+// first of the checks above that it fails for a request (Reason, in the
+// order expiry, own offer, country, IP type, region, city, ASN,
+// protocols, duration, bandwidth, price per IP-hour, price per GB), or
+// capacity when Match gives all its IPs to requests of higher priority
+// while the request stays short. Its candidates are Candidates' offers.
+// Reputation is not among the reasons: it ranks candidates in the node,
+// it never rules one out here.
+//
 // # Priority
 //
 // Requests are served one after another in a total order:

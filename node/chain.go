@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,23 +25,43 @@ import (
 const DefaultBalanceTTL = 30 * time.Second
 
 // connectChain sets up the escrow client: from WithChain, or by dialing
-// cfg.ChainRPC. The chain's id and escrow must be the node's EIP-712 domain.
+// the chain's RPC URLs (Config.ChainRPC, then the network file's), which
+// calls fail over across. The chain's id and escrow must be the node's
+// EIP-712 domain, and a dialed chain's escrow must hold this build's code
+// (chain.VerifyDeployment), with the network file's token and commission.
 func (n *Node) connectChain(ctx context.Context) error {
 	b, c := n.o.chainBackend, n.o.contracts
 	if b == nil {
-		if n.cfg.ChainRPC == "" {
+		urls := n.cfg.rpcs
+		if len(urls) == 0 {
 			n.log.Info("no chain configured: wallet calls answer no_chain and order balances are not checked")
 			return nil
 		}
-		cl, err := chain.Dial(ctx, n.cfg.ChainRPC)
+		fo, err := chain.DialAll(ctx, urls)
 		if err != nil {
-			return fmt.Errorf("node: chain %s: %w", n.cfg.ChainRPC, err)
+			return fmt.Errorf("node: chain %s: %w", strings.Join(urls, ", "), err)
 		}
-		n.chainClose = cl.Close
-		b = cl
-		c, err = chain.LoadContracts(ctx, b, common.HexToAddress(n.cfg.Escrow))
+		n.chainClose = fo.Close
+		b = fo
+		if f := n.network; f != nil {
+			id, err := b.ChainID(ctx)
+			if err != nil {
+				return fmt.Errorf("node: chain id: %w", err)
+			}
+			if id.Uint64() != f.ChainID {
+				return fmt.Errorf("node: %s serves chain %s, but the network file %s is for chain %d", fo.URL(), id, n.cfg.Network, f.ChainID)
+			}
+			c = chain.Contracts{ChainID: id, Token: f.Token, Escrow: f.Escrow, DeployBlock: f.DeployBlock}
+		} else if c, err = chain.LoadContracts(ctx, b, common.HexToAddress(n.cfg.Escrow)); err != nil {
+			return fmt.Errorf("node: escrow %s on %s: %w", n.cfg.Escrow, fo.URL(), err)
+		}
+		d, err := chain.VerifyDeployment(ctx, b, c)
 		if err != nil {
-			return fmt.Errorf("node: escrow %s on %s: %w", n.cfg.Escrow, n.cfg.ChainRPC, err)
+			return fmt.Errorf("node: refusing the chain at %s: %w", fo.URL(), err)
+		}
+		if f := n.network; f != nil && d.CommissionBps != f.CommissionBps {
+			return fmt.Errorf("node: refusing the chain at %s: its escrow takes %d bps commission, the network file %s says %d",
+				fo.URL(), d.CommissionBps, n.cfg.Network, f.CommissionBps)
 		}
 	}
 	if c.ChainID.Uint64() != n.cfg.ChainID || c.Escrow != common.HexToAddress(n.cfg.Escrow) {
@@ -133,11 +154,28 @@ func (n *Node) Wallet(ctx context.Context) (sdk.Wallet, error) {
 	if err != nil {
 		return sdk.Wallet{}, fmt.Errorf("read balances: %w", err)
 	}
+	gas, err := n.escrow.GasBalance(ctx, n.addr)
+	if err != nil {
+		return sdk.Wallet{}, fmt.Errorf("read balances: %w", err)
+	}
 	c := n.escrow.Contracts()
 	return sdk.Wallet{
 		Address: n.addr.Hex(), ChainID: c.ChainID.Uint64(), Token: c.Token.Hex(), Escrow: c.Escrow.Hex(),
-		Balance: b.Token.String(), Free: b.Escrow.String(), Reserved: b.Reserved.String(),
+		Balance: b.Token.String(), Free: b.Escrow.String(), Reserved: b.Reserved.String(), Gas: gas.String(),
 	}, nil
+}
+
+// Send implements api.Backend.
+func (n *Node) Send(ctx context.Context, to common.Address, amount *big.Int, eth bool) (sdk.TxResult, error) {
+	if n.escrow == nil {
+		return sdk.TxResult{}, api.ErrNoChain
+	}
+	return n.walletTx(ctx, func() (*types.Receipt, error) {
+		if eth {
+			return n.escrow.SendETH(ctx, to, amount)
+		}
+		return n.escrow.Transfer(ctx, to, amount)
+	})
 }
 
 // Deposit implements api.Backend.

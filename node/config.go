@@ -1,6 +1,7 @@
 package node
 
 import (
+	"crypto/ecdsa"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -63,6 +64,25 @@ type Config struct {
 	GeoIP []string `json:"geoip,omitempty"`
 	// UPnP asks the local router for a port mapping (UPnP / NAT-PMP).
 	UPnP bool `json:"upnp,omitempty"`
+
+	// Network is a network file (package network) naming the chain, its
+	// RPC URLs and contracts, and the bootstrap peers; see withNetwork for
+	// how it combines with the settings above. Init copies it into the
+	// data dir and writes that copy's absolute path here.
+	Network string `json:"network,omitempty"`
+	// Confirmations is how many blocks must sit on top of a deal event's
+	// block before the node acts on it. Unset: the network file's, else 0
+	// on the dev chain and network.DefaultConfirmations on any other.
+	Confirmations *uint64 `json:"confirmations,omitempty"`
+	// ExitAllowLoopback lets the provider's exit reach 127.0.0.0/8, so a
+	// hand-run pair can be smoke-tested against a local server. It opens
+	// the machine's own services to every requester: never on a provider
+	// serving the public. The node says so in its log at start.
+	ExitAllowLoopback bool `json:"exit-allow-loopback,omitempty"`
+
+	// rpcs are the chain's JSON-RPC URLs in the order tried: ChainRPC,
+	// then the network file's (set by withNetwork).
+	rpcs []string
 	// NoProxyAuth lets the proxies serve clients without a credential.
 	// Only for loopback listeners on a machine whose every user may spend
 	// the node's escrow: refused with a non-loopback proxy address.
@@ -88,6 +108,7 @@ const (
 	// deployment; real networks set their own.
 	DefaultEscrow = "0x0000000000000000000000000000000000000000"
 	configFile    = "config.json"
+	networkFile   = "network.json"
 	tokenFile     = "api.token"
 	dbDir         = "db"
 )
@@ -140,6 +161,14 @@ func (c Config) validate() error {
 			return fmt.Errorf("node: exit policy prefix %q: %w", p, err)
 		}
 	}
+	for _, p := range c.ExitAllow {
+		pp := netip.MustParsePrefix(p) // parsed above
+		for _, never := range neverAllowed {
+			if pp.Overlaps(never.p) {
+				return fmt.Errorf("node: --exit-allow %s: the exit never reaches %s (%s) through --exit-allow%s", p, never.p, never.what, never.hint)
+			}
+		}
+	}
 	if !common.IsHexAddress(c.Escrow) {
 		return fmt.Errorf("node: escrow %q is not an address", c.Escrow)
 	}
@@ -189,6 +218,19 @@ func (c Config) checkListeners() error {
 	return nil
 }
 
+// neverAllowed are the ranges the exit policy refuses whatever
+// --exit-allow says (tunnel.PolicyConfig.AllowPrefixes): a prefix that
+// touches them would be saved and do nothing there.
+var neverAllowed = []struct {
+	p          netip.Prefix
+	what, hint string
+}{
+	{netip.MustParsePrefix("127.0.0.0/8"), "loopback", "; for a local smoke test, --exit-allow-loopback opens 127.0.0.0/8"},
+	{netip.MustParsePrefix("::1/128"), "loopback", ""},
+	{netip.MustParsePrefix("0.0.0.0/32"), "the unspecified address", ""},
+	{netip.MustParsePrefix("::/128"), "the unspecified address", ""},
+}
+
 // IsLoopbackAddr reports whether a host:port listens on loopback only: a
 // loopback IP or "localhost". An empty host (every interface), another
 // name or another address is not.
@@ -213,22 +255,53 @@ func (c Config) Domain() orderbook.Domain {
 // password), config.json, an API token and the proxy password. It refuses a dir that already
 // has a key.
 func Init(dir, password string, cfg Config) (common.Address, error) {
+	key, err := ethcrypto.GenerateKey()
+	if err != nil {
+		return common.Address{}, err
+	}
+	return InitKey(dir, password, cfg, key)
+}
+
+// InitKey is Init with a key made elsewhere (ipsx key import). A network
+// file named by cfg.Network is checked against cfg, copied into the data
+// dir, and config.json names the copy by its absolute path.
+func InitKey(dir, password string, cfg Config, key *ecdsa.PrivateKey) (common.Address, error) {
 	if password == "" {
 		return common.Address{}, errors.New("node: empty passphrase (use --password-file or IPSX_PASSWORD)")
+	}
+	if key == nil {
+		return common.Address{}, errors.New("node: no key")
 	}
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return common.Address{}, err
 	}
-	if files, _ := filepath.Glob(filepath.Join(dir, keystoreDir, "*")); len(files) > 0 {
+	var netFile []byte
+	if cfg.Network != "" {
+		if _, _, err := cfg.withNetwork(); err != nil {
+			return common.Address{}, err
+		}
+		b, err := os.ReadFile(cfg.Network)
+		if err != nil {
+			return common.Address{}, fmt.Errorf("node: network file: %w", err)
+		}
+		netFile = b
+	}
+	if HasKey(dir) {
 		return common.Address{}, fmt.Errorf("node: %s already has a key", dir)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return common.Address{}, fmt.Errorf("node: create data dir: %w", err)
 	}
-	key, err := ethcrypto.GenerateKey()
-	if err != nil {
-		return common.Address{}, err
+	if netFile != nil {
+		abs, err := filepath.Abs(filepath.Join(dir, networkFile))
+		if err != nil {
+			return common.Address{}, err
+		}
+		if err := os.WriteFile(abs, netFile, 0o644); err != nil {
+			return common.Address{}, fmt.Errorf("node: copy network file: %w", err)
+		}
+		cfg.Network = abs
 	}
 	addr, err := WriteKey(dir, key, password, cfg.Scrypt)
 	if err != nil {
@@ -244,6 +317,12 @@ func Init(dir, password string, cfg Config) (common.Address, error) {
 		return common.Address{}, err
 	}
 	return addr, nil
+}
+
+// HasKey reports whether dir's keystore holds a key file.
+func HasKey(dir string) bool {
+	files, _ := filepath.Glob(filepath.Join(dir, keystoreDir, "*"))
+	return len(files) > 0
 }
 
 // WriteConfig writes dir/config.json.

@@ -88,7 +88,7 @@ func (n *Node) newDeals(ctx context.Context) error {
 	set(&mc.TxRetry, dc.TxRetry)
 	mc.RefundGrace = time.Duration(p.GraceSeconds) * time.Second
 	cfg := deals.Config{
-		Machine: mc, Tick: n.o.dealTick(), Confirmations: dc.Confirmations,
+		Machine: mc, Tick: n.o.dealTick(), Confirmations: n.dealConfirmations(),
 		TrafficBudgetGB: dc.TrafficBudgetGB, SeriesBackoff: dc.SeriesBackoff, Now: n.o.clock,
 	}
 	d, err := deals.New(cfg, deals.NewBadgerStore(n.db), dealTransport{n}, dealChain{n.escrow}, dealOffers{n}, dealHooks{n},

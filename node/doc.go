@@ -22,4 +22,17 @@
 // is repaired within one heartbeat. A node joining a shard pulls the shard's
 // live book, page by page, from a peer on the topic, validating each order
 // as if it had been gossiped.
+//
+// Chain. Config.Network names a network file (package network): the chain
+// id, escrow and bootstrap peers come from it, and its RPC URLs (after
+// Config.ChainRPC) are dialled together, calls failing over from one to
+// the next (chain.DialAll). A dialled chain whose escrow is not this
+// build's code, or takes another commission than the file says, is
+// refused at start (chain.VerifyDeployment). Confirmations and ChainStart
+// tell the deal driver how many blocks to wait on top of a deal event and
+// where the escrow's events begin; chain.Follower does the waiting and
+// reports reorged events.
+//
+// Why not matched. GET /v1/requests/{id} and the request.unmatched event
+// (requests.go) come from the book and matching.Explain alone.
 package node

@@ -19,6 +19,7 @@ import (
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/geo"
 	"github.com/ipsx/ipsx/internal/crash"
+	"github.com/ipsx/ipsx/network"
 	"github.com/ipsx/ipsx/node/deals"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/sdk"
@@ -28,6 +29,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 )
 
 // Version is the node's version, set at build time with -ldflags.
@@ -54,6 +56,12 @@ type Node struct {
 	events  *broker
 	peerLim *limiter
 	mkLim   *limiter
+
+	// network is the network file of Config.Network, nil without one.
+	network *network.File
+	// exitLog limits how often refusals by the exit policy are logged at
+	// info level.
+	exitLog *rate.Limiter
 
 	// The chain, when configured: set by Run before ready is closed.
 	escrow     *chain.Client
@@ -106,9 +114,16 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	cfg, netFile, err := cfg.withNetwork()
+	if err != nil {
+		return nil, err
+	}
 	o := defaultOptions()
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if cfg.ExitAllowLoopback {
+		o.unsafeLoopbackExit = true
 	}
 	if err := o.validate(); err != nil {
 		return nil, err
@@ -147,6 +162,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 	addr := ethcrypto.PubkeyToAddress(key.PublicKey)
 	n := &Node{
 		cfg: cfg, dir: dir, key: key, addr: addr, token: token, o: o,
+		network: netFile, exitLog: rate.NewLimiter(rate.Every(time.Second), 5),
 		log:       o.logger.With("component", "node", "address", addr.Hex()),
 		params:    orderbook.DefaultParams(cfg.Domain()),
 		db:        db,

@@ -36,6 +36,7 @@ type options struct {
 	balanceTTL   time.Duration
 	deals        DealConfig
 
+	unmatchedAfter     time.Duration
 	autoBuy            *AutoBuy
 	egress             netip.Addr
 	egressPool         []netip.Addr
@@ -62,6 +63,8 @@ func defaultOptions() options {
 		queue:      8192,
 		syncPage:   256,
 		balanceTTL: DefaultBalanceTTL,
+
+		unmatchedAfter: DefaultUnmatchedAfter,
 	}
 }
 
@@ -79,6 +82,8 @@ func (o options) validate() error {
 		return errors.New("node: auto-buy needs a budget per hour and max prices")
 	case o.balanceTTL <= 0:
 		return errors.New("node: balance TTL must be positive")
+	case o.unmatchedAfter <= 0:
+		return errors.New("node: the unmatched delay must be positive")
 	case o.syncPage < 1 || o.syncPage > maxSyncPage:
 		return errors.New("node: sync page size out of range")
 	}
@@ -142,6 +147,11 @@ func WithEgressPool(addrs ...netip.Addr) Option {
 // provider serving the public: it opens the machine's own services to every
 // requester. Only the testnet sets it, and says so.
 func WithUnsafeLoopbackExit() Option { return func(o *options) { o.unsafeLoopbackExit = true } }
+
+// WithUnmatchedAfter sets how long one of the node's requests may go
+// without a candidate offer before the request.unmatched event fires
+// (default DefaultUnmatchedAfter).
+func WithUnmatchedAfter(d time.Duration) Option { return func(o *options) { o.unmatchedAfter = d } }
 
 // WithSyncPage sets how many orders one order-sync page carries.
 func WithSyncPage(n int) Option { return func(o *options) { o.syncPage = n } }

@@ -51,6 +51,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 	}()
 	n.runCtx, n.runWG, n.runErr = ctx, &wg, errc
 	n.started = time.Now()
+	if n.cfg.ExitAllowLoopback {
+		n.log.Warn("UNSAFE: --exit-allow-loopback is on: requesters of this provider reach 127.0.0.0/8, this machine's own services; for local smoke tests only, never on a provider serving the public")
+	}
 
 	if err := n.connectChain(ctx); err != nil {
 		return err
@@ -107,7 +110,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		}()
 	}
 
-	wg.Add(4)
+	wg.Add(5)
+	go func() { defer wg.Done(); n.unmatchedLoop(ctx) }()
 	go func() { defer wg.Done(); n.addressBook(ctx) }()
 	go func() { defer wg.Done(); n.heartbeatLoop(ctx) }()
 	go func() { defer wg.Done(); n.sweepLoop(ctx) }()

@@ -128,9 +128,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	n.handle(tunnel.ProtocolID, func(s network.Stream) {
 		sctx := context.WithValue(n.runCtx, peerKey{}, s.Conn().RemotePeer())
-		if err := t.exit.ServeStream(sctx, s); err != nil {
-			n.log.Debug("tunnel stream", "peer", s.Conn().RemotePeer(), "err", err)
-		}
+		n.logTunnelStream(s.Conn().RemotePeer(), t.exit.ServeStream(sctx, s))
 	})
 	router := nodeRouter{n}
 	plog := n.o.logger.With("component", "proxy")

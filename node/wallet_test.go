@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"math/big"
@@ -66,6 +67,32 @@ func TestWallet(t *testing.T) {
 		t.Fatal(err)
 	}
 	want("escrow balance after deposit", r.Wallet.Free, dep)
+	if g, ok := new(big.Int).SetString(w.Gas, 10); !ok || g.Sign() <= 0 || g.Cmp(testnet.DefaultFundETH) > 0 {
+		t.Errorf("gas balance %q, want some of the %s wei funded", w.Gas, testnet.DefaultFundETH)
+	}
+
+	// Send: tokens, then ETH, to a fresh address; amounts in tok units too.
+	other := ethcrypto.PubkeyToAddress(mustKey(t).PublicKey)
+	if r, err = cl.Send(ctx, sdk.SendParams{To: other.Hex(), Amount: "2.5tok"}); err != nil {
+		t.Fatal(err)
+	}
+	want("token balance after send", r.Wallet.Balance, new(big.Int).Sub(new(big.Int).Sub(testnet.DefaultFundTokens, dep), big.NewInt(2_500_000_000_000_000_000)))
+	if r, err = cl.Send(ctx, sdk.SendParams{To: other.Hex(), Amount: "12345", Asset: "eth"}); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := new(big.Int).SetString(r.Wallet.Gas, 10); g == nil || g.Cmp(new(big.Int).Sub(testnet.DefaultFundETH, big.NewInt(12345))) >= 0 {
+		t.Errorf("gas after sending 12345 wei: %s", r.Wallet.Gas)
+	}
+	oc, err := dc.NewClient(chain.DevKey(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := oc.Balances(ctx, other); err != nil || b.Token.String() != "2500000000000000000" {
+		t.Errorf("receiver's tokens: %+v %v", b, err)
+	}
+	if g, err := oc.GasBalance(ctx, other); err != nil || g.Int64() != 12345 {
+		t.Errorf("receiver's ETH: %v %v", g, err)
+	}
 
 	for _, tc := range []struct {
 		name   string
@@ -95,6 +122,15 @@ func TestWallet(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 402 {
 		t.Errorf("unaffordable request: %v, want 402", err)
 	}
+}
+
+func mustKey(t *testing.T) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ethcrypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
 
 func TestWalletWithoutChain(t *testing.T) {

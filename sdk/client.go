@@ -444,6 +444,20 @@ func (c *Client) Withdraw(ctx context.Context, amount string) (*TxResult, error)
 	return &r, c.call(ctx, "POST", "/v1/wallet/withdraw", nil, AmountParams{Amount: amount}, &r)
 }
 
+// Send transfers tokens (Asset "token" or empty) or ETH (Asset "eth")
+// from the node's key to p.To and waits for the receipt.
+func (c *Client) Send(ctx context.Context, p SendParams) (*TxResult, error) {
+	var r TxResult
+	return &r, c.call(ctx, "POST", "/v1/wallet/send", nil, p, &r)
+}
+
+// RequestDetail returns one of the node's requests with its best
+// candidate offers and, for each that cannot fill it, why not.
+func (c *Client) RequestDetail(ctx context.Context, id common.Hash) (*RequestDetail, error) {
+	var d RequestDetail
+	return &d, c.call(ctx, "GET", "/v1/requests/"+id.Hex(), nil, nil, &d)
+}
+
 // Deals lists the node's deals, newest first, without their history.
 func (c *Client) Deals(ctx context.Context) ([]Deal, error) {
 	var body struct {

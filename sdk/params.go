@@ -3,6 +3,7 @@ package sdk
 import (
 	"fmt"
 	"math/big"
+	"strings"
 	"time"
 
 	"github.com/ipsx/ipsx/orderbook"
@@ -12,7 +13,8 @@ import (
 // seconds.
 const DefaultTTL = 24 * 3600
 
-// Order builds the unsigned offer that p describes, created at now. Maker,
+// Order builds the unsigned offer that p describes, created at now. Prices
+// are amounts as ParseAmount reads them: base units, or tokens ("1tok"). Maker,
 // Nonce, Version and the domain (ChainID, VerifyingContract) are left for
 // the node to fill in before it signs. Errors wrap orderbook's ErrMalformed,
 // ErrOutOfRange or ErrUnknownCountry and name the JSON field at fault; the
@@ -96,17 +98,70 @@ func baseOrder(kind orderbook.Kind, country, region, city string, asn uint32, ip
 
 func parseAmount(field, s string) (*big.Int, error) {
 	if s == "" {
-		return nil, fmt.Errorf("%w: %s is required (a decimal string of token base units, e.g. \"1000\")", orderbook.ErrMalformed, field)
+		return nil, fmt.Errorf("%w: %s is required (a decimal string of token base units, e.g. \"1000\", or tokens, e.g. \"0.5tok\")", orderbook.ErrMalformed, field)
 	}
 	if s[0] == '+' || s[0] == '-' {
-		return nil, fmt.Errorf("%w: %s %q must be a non-negative decimal integer without sign", orderbook.ErrOutOfRange, field, s)
+		return nil, fmt.Errorf("%w: %s %q must be a non-negative amount without sign", orderbook.ErrOutOfRange, field, s)
 	}
-	v, ok := new(big.Int).SetString(s, 10)
-	if !ok {
-		return nil, fmt.Errorf("%w: %s %q is not a decimal integer of token base units", orderbook.ErrMalformed, field, s)
+	v, err := ParseAmount(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", orderbook.ErrMalformed, field, err)
 	}
 	if v.BitLen() > 256 {
 		return nil, fmt.Errorf("%w: %s %q exceeds 2^256-1", orderbook.ErrOutOfRange, field, s)
 	}
 	return v, nil
+}
+
+// TokenDecimals is the IPSX token's number of decimals: 1 tok is 10^18
+// base units.
+const TokenDecimals = 18
+
+var oneToken = new(big.Int).Exp(big.NewInt(10), big.NewInt(TokenDecimals), nil)
+
+// ParseAmount reads an amount of tokens, as everything that takes one
+// does (prices, wallet amounts): a decimal integer of base units
+// ("250000000000000000000") or a decimal number of whole tokens with the
+// suffix "tok" ("250tok", "0.0036tok"), with at most 18 decimals. It
+// refuses signs, exponents and negative amounts; zero is allowed.
+func ParseAmount(s string) (*big.Int, error) {
+	if t, ok := strings.CutSuffix(s, "tok"); ok {
+		t = strings.TrimSpace(t)
+		if t == "" || strings.Trim(t, "0123456789.") != "" || strings.Count(t, ".") > 1 || t == "." {
+			return nil, fmt.Errorf("amount %q: want a number of tokens such as 2.5tok", s)
+		}
+		r, ok := new(big.Rat).SetString(t)
+		if !ok {
+			return nil, fmt.Errorf("amount %q: want a number of tokens such as 2.5tok", s)
+		}
+		r.Mul(r, new(big.Rat).SetInt(oneToken))
+		if !r.IsInt() {
+			return nil, fmt.Errorf("amount %q has more than %d decimals", s, TokenDecimals)
+		}
+		return new(big.Int).Set(r.Num()), nil
+	}
+	if s == "" || strings.Trim(s, "0123456789") != "" {
+		return nil, fmt.Errorf("amount %q is neither a decimal integer of token base units nor tokens with the suffix tok", s)
+	}
+	v, _ := new(big.Int).SetString(s, 10) // digits only: cannot fail
+	return v, nil
+}
+
+// FormatAmount writes base units as tokens, exactly: every non-zero
+// decimal is kept ("0.000000000000000029 tok"), none is rounded away.
+func FormatAmount(base *big.Int) string {
+	if base == nil {
+		return "0 tok"
+	}
+	neg := base.Sign() < 0
+	q, r := new(big.Int).QuoRem(new(big.Int).Abs(base), oneToken, new(big.Int))
+	s := q.String()
+	if r.Sign() != 0 {
+		frac := fmt.Sprintf("%0*s", TokenDecimals, r.String())
+		s += "." + strings.TrimRight(frac, "0")
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s + " tok"
 }

@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"errors"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,52 @@ func TestParamsOrder(t *testing.T) {
 				t.Fatalf("got %v, want %v naming %s", err, tc.err, tc.field)
 			}
 		})
+	}
+}
+
+// TestPricesInTokens: prices take the tok suffix as wallet amounts do
+// (before, "1tok" was "not a decimal integer").
+func TestPricesInTokens(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	r, err := sdk.RequestParams{Country: "DE", IPType: "any", IPs: 1, Duration: 60,
+		MaxPricePerHour: "1tok", MaxPricePerGB: "0.000000000000000029tok"}.Order(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.PricePerHour.String() != "1000000000000000000" || r.PricePerGB.Int64() != 29 {
+		t.Fatalf("prices %s %s", r.PricePerHour, r.PricePerGB)
+	}
+	o, err := sdk.OfferParams{Country: "DE", IPType: "residential", IPs: 1, PricePerHour: "0.0036tok", PricePerGB: "0tok"}.Order(now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.PricePerHour.String() != "3600000000000000" || o.PricePerGB.Sign() != 0 {
+		t.Fatalf("prices %s %s", o.PricePerHour, o.PricePerGB)
+	}
+	for _, bad := range []string{"1.0000000000000000001tok", "tok", ".tok", "1e3tok", "1..2tok", "-1tok", "0x10", "1 tok2"} {
+		p := sdk.OfferParams{Country: "DE", IPType: "residential", IPs: 1, PricePerHour: bad, PricePerGB: "0"}
+		if _, err := p.Order(now); err == nil || !strings.Contains(err.Error(), "pricePerHour") {
+			t.Errorf("price %q: %v, want an error naming pricePerHour", bad, err)
+		}
+	}
+}
+
+func TestAmounts(t *testing.T) {
+	for in, want := range map[string]string{
+		"29": "29", "0": "0", "2.5tok": "2500000000000000000", "250tok": "250000000000000000000", "0tok": "0",
+	} {
+		v, err := sdk.ParseAmount(in)
+		if err != nil || v.String() != want {
+			t.Errorf("ParseAmount(%q) = %v, %v; want %s", in, v, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"29": "0.000000000000000029 tok", "0": "0 tok", "2500000000000000000": "2.5 tok",
+		"1000000000000000000000001": "1000000.000000000000000001 tok",
+	} {
+		v, _ := new(big.Int).SetString(in, 10)
+		if got := sdk.FormatAmount(v); got != want {
+			t.Errorf("FormatAmount(%s) = %q, want %q", in, got, want)
+		}
 	}
 }

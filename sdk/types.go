@@ -11,7 +11,8 @@ import (
 
 // OfferParams are the fields of an offer its maker chooses; the node fills in
 // maker, nonce, version, created, expires and the signature. Amounts are
-// decimal strings of token base units.
+// decimal strings of token base units, or of tokens with the suffix "tok"
+// (see ParseAmount).
 type OfferParams struct {
 	Country      string   `json:"country"`
 	Region       string   `json:"region,omitempty"`
@@ -161,11 +162,65 @@ type Wallet struct {
 	Balance  string `json:"tokenBalance"`
 	Free     string `json:"escrowBalance"` // free balance in the escrow
 	Reserved string `json:"reserved"`      // locked in open deals
+	// Gas is the node key's ETH balance, in wei, which pays for its
+	// transactions.
+	Gas string `json:"gas"`
+}
+
+// SendParams is the body of POST /v1/wallet/send.
+type SendParams struct {
+	To string `json:"to"` // an Ethereum address
+	// Amount is token base units, decimal; wei with Asset "eth".
+	Amount string `json:"amount"`
+	// Asset is "token" (the default) or "eth".
+	Asset string `json:"asset,omitempty"`
+}
+
+// RequestDetail is GET /v1/requests/{id}: one of the node's own requests
+// and the offers of its book that come closest to filling it.
+type RequestDetail struct {
+	Request *orderbook.Order `json:"request"`
+	// Candidates are the best offers, those that can fill the request
+	// first (in the order the node proposes to them), then those that
+	// cannot, closest first, each with the first reason it fails.
+	Candidates []Candidate `json:"candidates"`
+	// Offers is how many offers of the request's shard were looked at.
+	Offers int `json:"offers"`
+	// Matched tells whether any candidate can fill the request now.
+	Matched bool `json:"matched"`
+	// Expired is set when the request itself is expired.
+	Expired bool `json:"expired,omitempty"`
+}
+
+// Candidate is one offer as RequestDetail judges it.
+type Candidate struct {
+	Offer *orderbook.Order `json:"offer"`
+	// Reason is empty for an offer that can fill the request, else the
+	// first check it fails: expired, own_offer, country, ip_type, region,
+	// city, asn, protocols, duration, bandwidth, price_per_hour,
+	// price_per_gb, or capacity (higher-priority requests take its IPs).
+	Reason string `json:"reason,omitempty"`
+	// Detail says the reason with the numbers.
+	Detail string `json:"detail,omitempty"`
+	// IPs is how many IPs the offer could give the request.
+	IPs uint32 `json:"ips,omitempty"`
+	// Score is the node's local reputation score of the offer's maker
+	// (see Reputation); it ranks candidates, it never rules one out.
+	Score int64 `json:"score"`
+}
+
+// UnmatchedEvent is the data of request.unmatched: one of the node's
+// requests has had no candidate for Seconds, and these are the closest
+// offers with the reasons they fail.
+type UnmatchedEvent struct {
+	Request    *orderbook.Order `json:"request"`
+	Seconds    uint64           `json:"seconds"`
+	Candidates []Candidate      `json:"candidates"`
 }
 
 // AmountParams is the body of POST /v1/wallet/deposit and /withdraw.
 type AmountParams struct {
-	Amount string `json:"amount"` // token base units, decimal
+	Amount string `json:"amount"` // token base units, decimal, or tokens with the suffix "tok"
 }
 
 // TxResult is the answer of a wallet transaction: its receipt and the

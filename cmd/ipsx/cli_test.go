@@ -35,7 +35,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	// As in node's tests: go-ethereum's process-wide sender cacher, and the
+	// pool drainer of an in-process dev chain's p2p database, which exits
+	// on its next tick.
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/ethereum/go-ethereum/core.(*txSenderCacher).cache"),
+		goleak.IgnoreTopFunction("github.com/syndtr/goleveldb/leveldb.(*DB).mpoolDrain"),
+	)
 }
 
 // cli runs ipsx commands in-process against one test node.

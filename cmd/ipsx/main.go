@@ -67,7 +67,8 @@ func newRoot(a *app) *cobra.Command {
 
 Providers publish offers for their IPs; requesters publish requests; nodes
 gossip and match them and settle through an on-chain escrow. Commands other
-than init, node and version talk to a running node through its local API.
+than init, node, key, chain, devchain, testnet and version talk to a running
+node through its local API.
 
 Every flag can also be set with the environment variable IPSX_<FLAG> (upper
 case, "-" as "_", e.g. IPSX_API) or with the key of the same name in
@@ -75,6 +76,7 @@ case, "-" as "_", e.g. IPSX_API) or with the key of the same name in
 the config file, then the default.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
 			return bindFlags(cmd, a.getenv)
 		},
@@ -85,6 +87,7 @@ the config file, then the default.`,
 	pf.StringVar(&a.api, "api", "127.0.0.1:7480", "address of the node's local API")
 	pf.StringVar(&a.token, "token", "", "API bearer token (default: read from <datadir>/api.token)")
 	pf.BoolVar(&a.json, "json", false, "print raw JSON instead of tables")
+	root.SetVersionTemplate("ipsx {{.Version}}\n")
 
 	root.AddCommand(
 		offerCommand(a),
@@ -99,6 +102,8 @@ the config file, then the default.`,
 		eventsCommand(a),
 		proxyCommand(a),
 		versionCommand(a),
+		keyCommand(a),
+		chainCommand(a),
 	)
 	root.AddCommand(nodeCommands(a)...)
 	return root

@@ -2,15 +2,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
-	"strings"
+	"path/filepath"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ipsx/ipsx/chain"
+	"github.com/ipsx/ipsx/network"
 	"github.com/ipsx/ipsx/node"
 	"github.com/ipsx/ipsx/testnet"
 	"github.com/spf13/cobra"
@@ -25,13 +26,12 @@ func nodeCommands(a *app) []*cobra.Command {
 // nodeFlags are the node.Config settings as flags; their names are the
 // config.json keys.
 type nodeFlags struct {
-	cfg          node.Config
-	passwordFile string
-	logLevel     string
+	cfg           node.Config
+	confirmations optUint
+	passwordFile  string
+	logLevel      string
 
-	exitLoopback  bool
-	devFastDeals  bool
-	confirmations uint64
+	devFastDeals bool
 
 	autoBuy         bool
 	autoBuyBudget   string
@@ -55,6 +55,9 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cfg.TunnelIdleTimeout, "tunnel-idle-timeout", "5m", "close a tunnel that moved no byte either way for this long (0: never)")
 	fl.StringSliceVar(&f.cfg.ExitAllow, "exit-allow", nil, "provider: CIDRs to allow out of the default-deny ranges (never loopback or own addresses)")
 	fl.StringSliceVar(&f.cfg.ExitDeny, "exit-deny", nil, "provider: further CIDRs its exit refuses")
+	fl.BoolVar(&f.cfg.ExitAllowLoopback, "exit-allow-loopback", false, "provider: UNSAFE, for local smoke tests only: let requesters reach 127.0.0.0/8, this machine's own services")
+	fl.StringVar(&f.cfg.Network, "network", "", "network file (chain id, RPC URLs, contracts, bootstrap peers), as ipsx chain deploy writes it; init copies it into the data dir")
+	fl.Var(&f.confirmations, "confirmations", "blocks on top of a deal event's block before the node acts on it (default: the network file's, else 0 on the dev chain, 12 elsewhere)")
 	fl.StringVar(&f.cfg.Scrypt, "scrypt", node.ScryptStandard, "keystore strength: standard, or light (tests only)")
 	fl.BoolVar(&f.cfg.DHTServer, "dht-server", false, "always serve the DHT (else only when publicly reachable)")
 	fl.BoolVar(&f.cfg.RelayService, "relay-service", false, "relay for peers behind NAT (only on a machine with a public address)")
@@ -67,8 +70,6 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.autoBuyDuration, "auto-buy-duration", 10*time.Minute, "length of each auto-bought deal")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fl.BoolVar(&f.exitLoopback, "exit-allow-loopback", false, "provider: let the exit reach this machine's loopback (local smoke tests only: it exposes every local service to the requesters)")
-	fl.Uint64Var(&f.confirmations, "confirmations", 0, "act on escrow events once this many blocks are on top of theirs (0 for a dev chain; a few on a real chain)")
 	fl.BoolVar(&f.devFastDeals, "dev-fast-deals", false, "run the deal protocol's clocks in seconds (pay-ahead interval, timeouts, graces: for tests and local testnets)")
 	_ = fl.MarkHidden("dev-fast-deals")
 }
@@ -82,35 +83,25 @@ var devDealConfig = node.DealConfig{
 }
 
 // dealOptions are the node options the deal flags ask for.
-func (f *nodeFlags) dealOptions(log *slog.Logger) []node.Option {
-	var opts []node.Option
-	dc := node.DealConfig{}
-	if f.devFastDeals {
-		dc = devDealConfig
+func (f *nodeFlags) dealOptions() []node.Option {
+	if !f.devFastDeals {
+		return nil
 	}
-	dc.Confirmations = f.confirmations
-	opts = append(opts, node.WithDeals(dc))
-	if f.exitLoopback {
-		log.Warn("exit to loopback allowed (--exit-allow-loopback): requesters can reach every service on this machine's 127.0.0.0/8; for local smoke tests only")
-		opts = append(opts, node.WithUnsafeLoopbackExit())
-	}
-	return opts
+	return []node.Option{node.WithDeals(devDealConfig)}
 }
 
 // password reads the keystore passphrase from --password-file or
 // IPSX_PASSWORD.
 func (f *nodeFlags) password(a *app) (string, error) {
-	if f.passwordFile != "" {
-		b, err := os.ReadFile(f.passwordFile)
-		if err != nil {
-			return "", fmt.Errorf("read password file: %w", err)
-		}
-		return strings.TrimRight(string(b), "\r\n"), nil
-	}
-	if p := a.getenv("IPSX_PASSWORD"); p != "" {
-		return p, nil
-	}
-	return "", errors.New("no passphrase: give --password-file or set IPSX_PASSWORD")
+	return a.readPassword(f.passwordFile, "IPSX_PASSWORD", "--password-file")
+}
+
+// config is the node.Config the flags describe.
+func (f *nodeFlags) config(a *app) node.Config {
+	cfg := f.cfg
+	cfg.API = a.api
+	cfg.Confirmations = f.confirmations.v
+	return cfg
 }
 
 func (f *nodeFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
@@ -138,9 +129,7 @@ proxy-credentials.json with the proxy password (ipsx proxy password).`,
 			if err != nil {
 				return err
 			}
-			cfg := f.cfg
-			cfg.API = a.api
-			addr, err := node.Init(a.datadir, pw, cfg)
+			addr, err := node.Init(a.datadir, pw, f.config(a))
 			if err != nil {
 				return err
 			}
@@ -184,9 +173,8 @@ loopback are refused unless --allow-public-listen.`,
 			if err != nil {
 				return err
 			}
-			cfg := f.cfg
-			cfg.API = a.api
-			opts := append([]node.Option{node.WithLogger(log)}, f.dealOptions(log)...)
+			cfg := f.config(a)
+			opts := append([]node.Option{node.WithLogger(log)}, f.dealOptions()...)
 			if f.autoBuy {
 				ab, err := f.autoBuyConfig()
 				if err != nil {
@@ -226,7 +214,9 @@ chain, with its own data dir under
 --dir and its own 127.0.0.x address, spread over --countries, every node
 following every one of those shards, all connected to each other. It writes
 <dir>/testnet.json with each node's name, peer id, address, API address and
-token, data dir, country, proxy addresses and proxy password. Keys use light scrypt and a fixed passphrase:
+token, data dir, country, proxy addresses and proxy password, and
+<dir>/network.json, the network file a hand-run node joins the testnet with
+(ipsx node --network). Keys use light scrypt and a fixed passphrase:
 for development only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -254,6 +244,10 @@ for development only.`,
 			}
 			out := cmd.OutOrStdout()
 			f := tn.Info()
+			netPath, err := writeTestnetNetwork(dir, dc, rpcURL, f)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(out, "chain %d at %s (token %s, escrow %s)\n", f.Chain.ChainID, f.Chain.RPC, f.Chain.Token, f.Chain.Escrow)
 			for _, n := range f.Nodes {
 				fmt.Fprintf(out, "%-7s %-9s %s  api %-21s %s\n", n.Name, n.Role, n.Country, n.API, n.PeerID)
@@ -263,7 +257,7 @@ for development only.`,
 			}
 			fmt.Fprintf(out, "every node is funded and has deposited %s into the escrow\n", tokens(testnet.DefaultDeposit.String()))
 			fmt.Fprintln(out, "testnet only: requesters run with auto-buy on (a test budget), and providers' exits may reach loopback targets")
-			fmt.Fprintf(out, "wrote %s/testnet.json; running until interrupted (Ctrl-C)\n", dir)
+			fmt.Fprintf(out, "wrote %s/testnet.json and %s (join with ipsx node --network %s); running until interrupted (Ctrl-C)\n", dir, netPath, netPath)
 			<-ctx.Done()
 			return tn.Close()
 		},
@@ -281,31 +275,63 @@ for development only.`,
 
 func devchainCommand(a *app) *cobra.Command {
 	cfg := chain.DefaultDevChainConfig()
+	var fund []string
+	eth, toks := "1000eth", "1000000tok"
 	cmd := &cobra.Command{
 		Use:   "devchain",
 		Short: "Serve an embedded dev chain (a real EVM) over JSON-RPC",
 		Long: `devchain runs go-ethereum's simulated backend with the IPSX token and
 escrow deployed and dev accounts funded, serves it over JSON-RPC on --http
-(loopback only), and prints the chain id, contract addresses and dev keys.`,
+(loopback only), and prints the chain id, contract addresses and dev keys.
+
+--fund gives further addresses (keys of ipsx init, say) --fund-eth and
+--fund-tokens. --empty deploys nothing, for ipsx chain deploy to deploy to:
+the accounts get ETH only.`,
+		Example: `  ipsx devchain --fund 0x5FbDB2315678afecb367f032d93F642f64180aa3
+  ipsx devchain --empty --fund 0x5FbDB2315678afecb367f032d93F642f64180aa3`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			for _, s := range fund {
+				if !common.IsHexAddress(s) {
+					return fmt.Errorf("--fund %q is not an address", s)
+				}
+				cfg.Fund = append(cfg.Fund, common.HexToAddress(s))
+			}
+			e, err := parseAmountArg(eth, true)
+			if err != nil {
+				return fmt.Errorf("--fund-eth: %w", err)
+			}
+			t, err := parseTokens(toks)
+			if err != nil {
+				return fmt.Errorf("--fund-tokens: %w", err)
+			}
+			cfg.ETH, _ = new(big.Int).SetString(e, 10)
+			cfg.Tokens, _ = new(big.Int).SetString(t, 10)
 			return chain.RunDevChain(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&cfg.HTTPAddr, "http", "127.0.0.1:8545", "JSON-RPC listen address (loopback)")
 	cmd.Flags().IntVar(&cfg.Accounts, "accounts", cfg.Accounts, "number of funded dev accounts")
 	cmd.Flags().Uint64Var(&cfg.GraceSeconds, "grace", cfg.GraceSeconds, "escrow refund grace after a deal's deadline, seconds")
+	cmd.Flags().StringSliceVar(&fund, "fund", nil, "further addresses to fund, e.g. node keys")
+	cmd.Flags().StringVar(&eth, "fund-eth", eth, "ETH each funded account gets (wei, or NNeth)")
+	cmd.Flags().StringVar(&toks, "fund-tokens", toks, "tokens each funded account gets (base units, or NNtok; none with --empty)")
+	cmd.Flags().BoolVar(&cfg.Empty, "empty", false, "deploy no contracts (for ipsx chain deploy)")
 	return cmd
 }
 
 // serveDevChain starts an embedded dev chain and serves it over JSON-RPC on
 // addr; stop ends both and waits.
 func serveDevChain(ctx context.Context, addr string) (*chain.DevChain, string, func(), error) {
+	return serveDevChainCfg(ctx, addr, chain.DefaultDevChainConfig())
+}
+
+func serveDevChainCfg(ctx context.Context, addr string, cfg chain.DevChainConfig) (*chain.DevChain, string, func(), error) {
 	ln, err := chain.Listen(addr)
 	if err != nil {
 		return nil, "", nil, err
 	}
-	dc, err := chain.StartDevChain(ctx, chain.DefaultDevChainConfig())
+	dc, err := chain.StartDevChain(ctx, cfg)
 	if err != nil {
 		ln.Close()
 		return nil, "", nil, err
@@ -319,6 +345,21 @@ func serveDevChain(ctx context.Context, addr string) (*chain.DevChain, string, f
 		dc.Close()
 	}
 	return dc, "http://" + ln.Addr().String(), stop, nil
+}
+
+// writeTestnetNetwork writes <dir>/network.json for a running testnet:
+// its chain and every node's addresses as bootstrap peers.
+func writeTestnetNetwork(dir string, dc *chain.DevChain, rpcURL string, info testnet.File) (string, error) {
+	c := dc.Contracts()
+	nf := network.File{Name: "ipsx-testnet", ChainID: c.ChainID.Uint64(), RPC: []string{rpcURL},
+		Token: c.Token, Escrow: c.Escrow, DeployBlock: c.DeployBlock, CommissionBps: chain.DefaultDevChainConfig().CommissionBps}
+	for _, n := range info.Nodes {
+		if len(n.P2P) > 0 {
+			nf.Bootstrap = append(nf.Bootstrap, n.P2P[0])
+		}
+	}
+	path := filepath.Join(dir, "network.json")
+	return path, nf.Write(path, true)
 }
 
 func (f *nodeFlags) autoBuyConfig() (node.AutoBuy, error) {

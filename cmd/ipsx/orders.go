@@ -118,7 +118,8 @@ func offerCommand(a *app) *cobra.Command {
 		Use:   "create",
 		Short: "Offer this node's IPs for rent",
 		Long: `Create an offer: the node signs it with its key and publishes it to the
-country's shard. Prices are in token base units, as decimal integers.`,
+country's shard. Prices are token base units as decimal integers, or tokens
+with the suffix tok (0.0036tok).`,
 		Example: "  ipsx offer create --country DE --ip-type residential --ips 2 --price-per-hour 1000 --price-per-gb 50",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -140,8 +141,8 @@ country's shard. Prices are in token base units, as decimal integers.`,
 	f := create.Flags()
 	f.StringVar(&p.IPType, "ip-type", "residential", "residential, mobile or datacenter")
 	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs on offer")
-	f.StringVar(&p.PricePerHour, "price-per-hour", "", "price per IP-hour, token base units (required)")
-	f.StringVar(&p.PricePerGB, "price-per-gb", "0", "price per GB, token base units")
+	f.StringVar(&p.PricePerHour, "price-per-hour", "", "price per IP-hour, token base units or NNtok (required)")
+	f.StringVar(&p.PricePerGB, "price-per-gb", "0", "price per GB, token base units or NNtok")
 	f.Var(&minDur, "min-duration", "shortest rental accepted")
 	f.Var(&maxDur, "max-duration", "longest rental accepted")
 	f.Uint32Var(&p.Bandwidth, "bandwidth", 100, "bandwidth per IP, Mbit/s")
@@ -162,8 +163,9 @@ func requestCommand(a *app) *cobra.Command {
 		Use:   "create",
 		Short: "Ask for IPs to rent",
 		Long: `Create a request: the node signs it with its key and publishes it to the
-country's shard. Maximum prices are in token base units, as decimal integers;
-the node's escrow balance must cover the request.`,
+country's shard. Maximum prices are token base units as decimal integers, or
+tokens with the suffix tok (0.01tok); the node's escrow balance must cover
+the request. ipsx request show tells why offers do not match it.`,
 		Example: "  ipsx request create --country DE --ips 1 --duration 1h --max-price-per-hour 2000",
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -185,13 +187,42 @@ the node's escrow balance must cover the request.`,
 	f.StringVar(&p.IPType, "ip-type", "any", "residential, mobile, datacenter or any")
 	f.Uint32Var(&p.IPs, "ips", 1, "number of IPs wanted")
 	f.Var(&duration, "duration", "rental duration, e.g. 1h (required)")
-	f.StringVar(&p.MaxPricePerHour, "max-price-per-hour", "", "most paid per IP-hour, token base units (required)")
-	f.StringVar(&p.MaxPricePerGB, "max-price-per-gb", "0", "most paid per GB, token base units")
+	f.StringVar(&p.MaxPricePerHour, "max-price-per-hour", "", "most paid per IP-hour, token base units or NNtok (required)")
+	f.StringVar(&p.MaxPricePerGB, "max-price-per-gb", "0", "most paid per GB, token base units or NNtok")
 	f.Uint32Var(&p.MinBandwidth, "min-bandwidth", 0, "least bandwidth accepted, Mbit/s")
 	_ = create.MarkFlagRequired("duration")
 	_ = create.MarkFlagRequired("max-price-per-hour")
 
-	cmd.AddCommand(create, a.listCommand("requests", (*sdk.Client).Requests))
+	show := &cobra.Command{
+		Use:   "show <id>",
+		Short: "Show one of this node's requests, its best candidate offers and why the others do not match",
+		Long: `request show lists the offers of the request's shard that come closest to
+filling it: first those that can (in the order the node proposes to them),
+then the others, each with the first reason it fails: expired, own_offer,
+country, ip_type, region, city, asn, protocols, duration, bandwidth,
+price_per_hour, price_per_gb, or capacity (requests of higher priority take
+its IPs). The id may be a unique prefix of one of the node's requests.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			id, err := a.orderID(cmd.Context(), c, args[0], orderbook.KindRequest)
+			if err != nil {
+				return err
+			}
+			d, err := c.RequestDetail(cmd.Context(), id)
+			if err != nil {
+				return a.explain(err)
+			}
+			if a.json {
+				return printJSON(cmd.OutOrStdout(), d)
+			}
+			return printRequestDetail(cmd.OutOrStdout(), d)
+		},
+	}
+	cmd.AddCommand(create, show, a.listCommand("requests", (*sdk.Client).Requests))
 	return cmd
 }
 
@@ -216,26 +247,64 @@ func (a *app) listCommand(what string, list func(*sdk.Client, context.Context) (
 	}
 }
 
-func parseID(s string) (common.Hash, error) {
+// orderID parses an order id, or resolves a prefix of one (at least 0x
+// and 4 hex digits, such as the short ids printed) against the node's own
+// offers and requests (kind: only those of one kind; 0: both).
+func (a *app) orderID(ctx context.Context, c *sdk.Client, s string, kind orderbook.Kind) (common.Hash, error) {
 	var h common.Hash
-	if len(s) != 66 || !strings.HasPrefix(s, "0x") || h.UnmarshalText([]byte(s)) != nil {
-		return h, fmt.Errorf("%q is not an order id (0x and 64 hex digits)", s)
+	if len(s) == 66 && strings.HasPrefix(s, "0x") && h.UnmarshalText([]byte(s)) == nil {
+		return h, nil
 	}
-	return h, nil
+	hexPart, ok := strings.CutPrefix(strings.ToLower(s), "0x")
+	if !ok || len(hexPart) < 4 || len(hexPart) > 64 || strings.Trim(hexPart, "0123456789abcdef") != "" {
+		return h, fmt.Errorf("%q is not an order id (0x and 64 hex digits, or a unique prefix of one of this node's orders, at least 0x and 4)", s)
+	}
+	var own []*orderbook.Order
+	for _, k := range []orderbook.Kind{orderbook.KindOffer, orderbook.KindRequest} {
+		if kind != 0 && k != kind {
+			continue
+		}
+		list := c.Offers
+		if k == orderbook.KindRequest {
+			list = c.Requests
+		}
+		orders, err := list(ctx)
+		if err != nil {
+			return h, a.explain(err)
+		}
+		own = append(own, orders...)
+	}
+	var found []string
+	for _, o := range own {
+		if id := o.ID().Hex(); strings.HasPrefix(strings.ToLower(id), "0x"+hexPart) {
+			found = append(found, id)
+		}
+	}
+	what := "of this node's orders"
+	if kind != 0 {
+		what = "of this node's " + kind.String() + "s"
+	}
+	switch len(found) {
+	case 0:
+		return h, fmt.Errorf("no id %s starts with %s (a full id of 0x and 64 hex digits names any order)", what, s)
+	case 1:
+		return common.HexToHash(found[0]), nil
+	}
+	return h, fmt.Errorf("%s is ambiguous: %d %s start with it (%s)", s, len(found), strings.TrimPrefix(what, "of "), strings.Join(found, ", "))
 }
 
 func orderCommand(a *app) *cobra.Command {
 	cmd := &cobra.Command{Use: "order", Short: "Show, cancel and import orders", Args: cobra.NoArgs}
 	show := &cobra.Command{
 		Use:   "show <id>",
-		Short: "Show one order of the book",
+		Short: "Show one order of the book (a prefix names one of the node's own)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
+			id, err := a.orderID(cmd.Context(), c, args[0], 0)
 			if err != nil {
 				return err
 			}
@@ -252,14 +321,16 @@ func orderCommand(a *app) *cobra.Command {
 	cancel := &cobra.Command{
 		Use:   "cancel <id>",
 		Short: "Cancel one of this node's orders",
-		Long:  "Cancel an order: the node signs a cancel and publishes it; the order leaves every book.",
-		Args:  cobra.ExactArgs(1),
+		Long: `Cancel an order: the node signs a cancel and publishes it; the order leaves
+every book. The id may be given in full or as a unique prefix of one of the
+node's orders, such as 0xf64a473e.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseID(args[0])
+			c, err := a.client()
 			if err != nil {
 				return err
 			}
-			c, err := a.client()
+			id, err := a.orderID(cmd.Context(), c, args[0], 0)
 			if err != nil {
 				return err
 			}

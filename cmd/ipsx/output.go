@@ -166,6 +166,14 @@ func formatEvent(ev sdk.Event) string {
 		return s
 	}
 	var d sdk.Deal
+	var u sdk.UnmatchedEvent
+	if ev.Type == "request.unmatched" && json.Unmarshal(ev.Data, &u) == nil && u.Request != nil {
+		s := fmt.Sprintf("%s %s %s no candidate for %ds", t, ev.Type, u.Request.ID().Hex(), u.Seconds)
+		if len(u.Candidates) > 0 && u.Candidates[0].Reason != "" {
+			s += fmt.Sprintf(" (closest offer: %s: %s)", u.Candidates[0].Reason, u.Candidates[0].Detail)
+		}
+		return s
+	}
 	if ev.Type == "deal.updated" && json.Unmarshal(ev.Data, &d) == nil && d.ID != "" {
 		s := fmt.Sprintf("%s %s %s %s %s", t, ev.Type, shortID(d.ID), d.Status, d.Role)
 		if d.Reason != "" {
@@ -211,4 +219,35 @@ func connKind(c sdk.Conn) string {
 		return "relay"
 	}
 	return "direct"
+}
+
+func printRequestDetail(w io.Writer, d *sdk.RequestDetail) error {
+	if err := printOrderDetail(w, d.Request); err != nil {
+		return err
+	}
+	state := "matched: some offer can fill it"
+	switch {
+	case d.Expired:
+		state = "expired"
+	case !d.Matched:
+		state = "not matched: no offer can fill it"
+	}
+	if err := writeString(w, fmt.Sprintf("%s (%d offers in %s)\n", state, d.Offers, d.Request.Location.Country)); err != nil {
+		return err
+	}
+	if len(d.Candidates) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "OFFER\tPROVIDER\tTYPE\tIPS\tPRICE/H\tPRICE/GB\tSCORE\tWHY NOT")
+	for _, c := range d.Candidates {
+		why := "-"
+		if c.Reason != "" {
+			why = c.Reason + ": " + c.Detail
+		}
+		o := c.Offer
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", shortID(o.ID().Hex()), shortAddr(o.Maker.Hex()), o.IPType, o.IPs,
+			o.PricePerHour, o.PricePerGB, c.Score, why)
+	}
+	return tw.Flush()
 }

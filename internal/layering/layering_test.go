@@ -23,6 +23,7 @@ var forbidden = map[string][]string{
 	"sdk":       {mod + "node", mod + "chain", mod + "tunnel", "github.com/libp2p/", "github.com/dgraph-io/"},
 	"node":      {mod + "cmd", mod + "testnet"},
 	"testnet":   {mod + "cmd"},
+	"network":   {"net/http", mod + "node", mod + "chain", mod + "tunnel", mod + "matching", mod + "agreement", mod + "sdk", "github.com/libp2p/", "github.com/dgraph-io/"},
 	"geo":       {"net/http", mod + "node", mod + "chain", mod + "tunnel", mod + "matching", mod + "agreement", "github.com/libp2p/", "github.com/dgraph-io/"},
 }
 

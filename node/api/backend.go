@@ -44,6 +44,15 @@ type Backend interface {
 	// Withdraw moves free escrow balance back. Both wait for the receipt.
 	Deposit(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
 	Withdraw(ctx context.Context, amount *big.Int) (sdk.TxResult, error)
+	// Send transfers amount of the node's tokens (base units), or of its
+	// ETH (wei) when eth is set, to an address, and waits for the receipt.
+	Send(ctx context.Context, to common.Address, amount *big.Int, eth bool) (sdk.TxResult, error)
+
+	// RequestDetail returns one of the node's own live requests with the
+	// offers of its book that come closest to filling it, each with the
+	// first reason it does not (orderbook.ErrNotFound if the node has no
+	// such request).
+	RequestDetail(ctx context.Context, id common.Hash) (sdk.RequestDetail, error)
 
 	// Deals lists the node's deals, newest first, without their history.
 	Deals(ctx context.Context) ([]sdk.Deal, error)

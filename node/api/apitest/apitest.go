@@ -294,6 +294,21 @@ func (b *Backend) Deposit(context.Context, *big.Int) (sdk.TxResult, error) {
 	return sdk.TxResult{}, api.ErrNoChain
 }
 
+// Send implements api.Backend: the test backend has no chain.
+func (b *Backend) Send(context.Context, common.Address, *big.Int, bool) (sdk.TxResult, error) {
+	return sdk.TxResult{}, api.ErrNoChain
+}
+
+// RequestDetail implements api.Backend over the book, with the
+// reputations set by SetReputation.
+func (b *Backend) RequestDetail(ctx context.Context, id common.Hash) (sdk.RequestDetail, error) {
+	return api.ExplainRequest(b.Book, b.Maker(), id, time.Now(), func(a common.Address) int64 {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.rep[a].Score
+	})
+}
+
 // Withdraw implements api.Backend: the test backend has no chain.
 func (b *Backend) Withdraw(context.Context, *big.Int) (sdk.TxResult, error) {
 	return sdk.TxResult{}, api.ErrNoChain
