@@ -265,8 +265,13 @@ func (n *Node) Status(ctx context.Context) sdk.Status {
 	return st
 }
 
-// Subscribe implements api.Backend.
+// Subscribe subscribes to the node's events from now on.
 func (n *Node) Subscribe() (<-chan sdk.Event, func()) { return n.events.subscribe() }
+
+// SubscribeFrom implements api.Backend.
+func (n *Node) SubscribeFrom(lastEventID string) (<-chan sdk.Event, func()) {
+	return n.events.subscribeFrom(lastEventID)
+}
 
 // Orders implements api.Backend.
 func (n *Node) Orders(ctx context.Context, q orderbook.Query) ([]*orderbook.Order, error) {

@@ -130,8 +130,15 @@ type ShardStatus struct {
 }
 
 // Event is one server-sent event on GET /v1/events. Type is e.g.
-// "order.added", "order.removed"; later issues add "deal.*".
+// "order.added", "order.removed", "deal.updated"; "stream.reset" says
+// that events since the Last-Event-ID a stream resumed from may be lost
+// (re-read state), "error" that the node ends the stream.
+//
+// ID is the event's SSE id: a client that reconnects with it as
+// Last-Event-ID gets every event after it that the node still holds. The
+// stream's own events (stream.reset, error) have none.
 type Event struct {
+	ID   string          `json:"id,omitempty"`
 	Type string          `json:"type"`
 	Time time.Time       `json:"time"`
 	Data json.RawMessage `json:"data"`

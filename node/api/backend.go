@@ -31,11 +31,14 @@ type Backend interface {
 	Order(ctx context.Context, id common.Hash) (*orderbook.Order, error)
 	// Maker is the node's own address (its orders are q.Maker == Maker()).
 	Maker() common.Address
-	// Subscribe returns a channel of events and a function to stop. The
-	// channel is closed when the subscription ends (stop called, or the
-	// subscriber fell too far behind: then a last event of type
-	// "error" explains).
-	Subscribe() (<-chan sdk.Event, func())
+	// SubscribeFrom returns a channel of events and a function to stop.
+	// With a lastEventID (an Event.ID the client saw last), the events
+	// after it that the backend still holds come first, with none lost
+	// or repeated before the live ones; if it cannot tell that none are
+	// lost, the first event is of type "stream.reset". The channel is
+	// closed when the subscription ends (stop called, or the subscriber
+	// fell too far behind: then a last event of type "error" explains).
+	SubscribeFrom(lastEventID string) (<-chan sdk.Event, func())
 
 	// Wallet reads the node key's token and escrow balances. Without a
 	// chain it returns ErrNoChain.
