@@ -168,6 +168,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		own, _ := n.ownOrders()
 		return float64(len(own))
 	})
+	n.balances.failed = func(err error) { n.metrics.chainCall("balances", err) }
 	return n, nil
 }
 

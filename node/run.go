@@ -62,6 +62,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	closers = append(closers, func() { n.host.Close() }, func() { n.dht.Close() })
+	n.metrics.attachPeers(n.host.Network().Conns)
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchReach(ctx) }()
 
