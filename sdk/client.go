@@ -365,11 +365,9 @@ func (c *Client) Events(ctx context.Context, opts ...EventsOption) (<-chan Event
 		}
 		wait := cfg.minWait
 		for {
-			var dropped bool
 			err := readEvents(body, func(ev Event) bool {
 				if ev.Type == "error" && ev.ID == "" && cfg.reconnect {
-					dropped = true // the node ends this stream; resume it
-					return false
+					return false // the node ends this stream (a slow subscriber): resume it
 				}
 				if ev.ID != "" {
 					last = ev.ID
@@ -385,9 +383,6 @@ func (c *Client) Events(ctx context.Context, opts ...EventsOption) (<-chan Event
 					fail(err)
 				}
 				return
-			}
-			if err == nil && !dropped {
-				err = errors.New("stream ended")
 			}
 			for {
 				t := time.NewTimer(wait)
