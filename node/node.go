@@ -263,6 +263,7 @@ func (n *Node) Status(ctx context.Context) sdk.Status {
 	n.mu.Unlock()
 	sort.Slice(st.Shards, func(i, j int) bool { return st.Shards[i].Country < st.Shards[j].Country })
 	n.listenerStatus(&st)
+	n.opsStatus(ctx, &st)
 	return st
 }
 

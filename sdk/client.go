@@ -591,3 +591,44 @@ func (c *Client) Ping(ctx context.Context, peer string, direct bool) (*PingResul
 	var res PingResult
 	return &res, c.call(ctx, "POST", "/v1/peers/"+url.PathEscape(peer)+"/ping", nil, PingParams{Direct: direct}, &res)
 }
+
+// Health reads GET /healthz (no token needed): a node that is alive but
+// not ready answers 503 with its checks, which Health returns as a
+// Health with Ready false, not as an error.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := c.newRequest(ctx, "GET", "/healthz", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: GET /healthz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		return nil, readError(resp)
+	}
+	var h Health
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&h); err != nil {
+		return nil, fmt.Errorf("sdk: GET /healthz: decode answer: %w", err)
+	}
+	return &h, nil
+}
+
+// LogLevel returns the node's log level.
+func (c *Client) LogLevel(ctx context.Context) (*LogLevel, error) {
+	var l LogLevel
+	return &l, c.call(ctx, "GET", "/v1/log/level", nil, nil, &l)
+}
+
+// SetLogLevel changes the node's log level at runtime (debug, info, warn,
+// error) and returns it.
+func (c *Client) SetLogLevel(ctx context.Context, level string) (*LogLevel, error) {
+	var l LogLevel
+	return &l, c.call(ctx, "PUT", "/v1/log/level", nil, LogLevel{Level: level}, &l)
+}

@@ -324,3 +324,28 @@ func TestEventStreamParsing(t *testing.T) {
 		})
 	}
 }
+
+// TestHealthAndLogLevel: Health reads a 503 as not ready, not as an
+// error; the log level round-trips; a bad level is an API error.
+func TestHealthAndLogLevel(t *testing.T) {
+	c, b := newClient(t)
+	ctx := t.Context()
+	h, err := c.Health(ctx)
+	if err != nil || !h.Ready || h.Status != "ok" {
+		t.Fatalf("health %+v: %v", h, err)
+	}
+	b.SetHealth(sdk.Health{Live: true})
+	if h, err = c.Health(ctx); err != nil || h.Ready || h.Status != "unavailable" {
+		t.Fatalf("not ready: %+v: %v", h, err)
+	}
+	if l, err := c.SetLogLevel(ctx, "debug"); err != nil || l.Level != "debug" {
+		t.Fatalf("set: %+v %v", l, err)
+	}
+	if l, err := c.LogLevel(ctx); err != nil || l.Level != "debug" {
+		t.Fatalf("get: %+v %v", l, err)
+	}
+	var ae *sdk.APIError
+	if _, err := c.SetLogLevel(ctx, "chatty"); !errors.As(err, &ae) || ae.StatusCode != 400 {
+		t.Fatalf("bad level: %v", err)
+	}
+}

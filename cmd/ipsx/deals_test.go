@@ -187,8 +187,22 @@ func TestEventsPrintsDeals(t *testing.T) {
 	d := c.b.ActiveDeal(common.HexToHash("0x5555666600000000000000000000000000000000000000000000000000000001"))
 	c.b.PutDeal(d)
 	awaitCond(t, "the deal event", func() bool { return strings.Contains(out.String(), "\n") })
-	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester\n") {
+	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester: paid 2500 base units, 1.0 MB\n") {
 		t.Fatalf("events printed %q", got)
+	}
+	// Only the byte count changes: nothing printed. A new voucher, then
+	// the settlement: one line each, with the amounts.
+	d.Bytes = 2 << 20
+	c.b.PutDeal(d)
+	d.Paid = "3000000000000000000"
+	c.b.PutDeal(d)
+	d.Status, d.Settled = "settled", "3000000000000000000"
+	c.b.PutDeal(d)
+	awaitCond(t, "three lines", func() bool { return strings.Count(out.String(), "\n") >= 3 })
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[1], "active requester: paid 3 tok, 2.1 MB") ||
+		!strings.HasSuffix(lines[2], "settled requester: paid 3 tok, 2.1 MB, settled 3 tok") {
+		t.Fatalf("events printed %q", out.String())
 	}
 	cancel()
 	if err := <-done; err != nil {

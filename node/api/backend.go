@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -60,6 +61,15 @@ type Backend interface {
 	// Reputation returns the node's local records of those providers it
 	// has any for, by address.
 	Reputation(ctx context.Context, providers []common.Address) map[string]sdk.Reputation
+
+	// Health says whether the node is alive and ready, with each check.
+	// It must answer quickly (bounded chain reads) and say nothing
+	// confidential: the route needs no token.
+	Health(ctx context.Context) sdk.Health
+	// LogLevel and SetLogLevel read and change the node's log level at
+	// runtime (ErrNoLogLevel if its logger cannot change).
+	LogLevel(ctx context.Context) (sdk.LogLevel, error)
+	SetLogLevel(ctx context.Context, l slog.Level) (sdk.LogLevel, error)
 
 	// Peers lists the connected peers and their connections.
 	Peers(ctx context.Context) []sdk.Peer

@@ -9,6 +9,7 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http/httptest"
 	"slices"
@@ -39,7 +40,7 @@ type Backend struct {
 	Balances orderbook.BalanceView
 	started  time.Time
 
-	mu    sync.Mutex // guards subs, log, next, nonce, deals, peers, rep
+	mu    sync.Mutex // guards subs, log, next, nonce, deals, peers, rep, health, level
 	subs  map[int]chan sdk.Event
 	log   []sdk.Event // every event published, for SubscribeFrom
 	next  int
@@ -47,6 +48,9 @@ type Backend struct {
 	deals []sdk.Deal // in the order put; listed newest first
 	peers []sdk.Peer
 	rep   map[common.Address]sdk.Reputation
+	// health and level answer Health and LogLevel.
+	health *sdk.Health
+	level  slog.Level
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -492,4 +496,36 @@ func (b *Backend) Reputation(_ context.Context, providers []common.Address) map[
 		}
 	}
 	return out
+}
+
+// SetHealth sets what Health answers (default: live and ready, with the
+// three checks passing).
+func (b *Backend) SetHealth(h sdk.Health) {
+	b.mu.Lock()
+	b.health = &h
+	b.mu.Unlock()
+}
+
+func (b *Backend) Health(context.Context) sdk.Health {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.health != nil {
+		return *b.health
+	}
+	return sdk.Health{Live: true, Ready: true, Checks: []sdk.HealthCheck{
+		{Name: "database", OK: true}, {Name: "chain", OK: true}, {Name: "shards", OK: true}}}
+}
+
+// LogLevel and SetLogLevel keep a level, info at first.
+func (b *Backend) LogLevel(context.Context) (sdk.LogLevel, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return sdk.LogLevel{Level: api.LevelName(b.level)}, nil
+}
+
+func (b *Backend) SetLogLevel(_ context.Context, l slog.Level) (sdk.LogLevel, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.level = l
+	return sdk.LogLevel{Level: api.LevelName(l)}, nil
 }
