@@ -1,10 +1,13 @@
 package node_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math/big"
 	"net/netip"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -209,5 +212,35 @@ func TestMetricsFollowDeal(t *testing.T) {
 	}
 	if v := metricValue(t, req, "ipsx_chain_tx_duration_seconds", "kind=withdraw"); v != 1 {
 		t.Errorf("chain tx latency of the failed withdraw: %v samples", v)
+	}
+
+	// Every family the Grafana dashboard charts exists by now on one of
+	// the two nodes.
+	families := map[string]bool{}
+	for _, n := range []*node.Node{prov, req} {
+		mfs, err := n.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			families[mf.GetName()] = true
+		}
+	}
+	dash, err := os.ReadFile("../docs/grafana-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !json.Valid(dash) {
+		t.Fatal("docs/grafana-dashboard.json is not JSON")
+	}
+	used := regexp.MustCompile(`ipsx_[a-z_]+`).FindAllString(string(dash), -1)
+	if len(used) < 15 {
+		t.Fatalf("the dashboard uses %d ipsx series", len(used))
+	}
+	for _, name := range used {
+		base := strings.TrimSuffix(name, "_bucket")
+		if !families[base] {
+			t.Errorf("docs/grafana-dashboard.json charts %s, which the node does not export", name)
+		}
 	}
 }
