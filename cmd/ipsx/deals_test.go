@@ -125,10 +125,11 @@ func TestDealErrors(t *testing.T) {
 }
 
 func TestFormatDealEvent(t *testing.T) {
-	d := sdk.Deal{ID: common.Hash{0xab, 0xcd}.Hex(), Role: "provider", Status: "settled", Reason: "deadline"}
+	d := sdk.Deal{ID: common.Hash{0xab, 0xcd}.Hex(), Role: "provider", Status: "settled", Reason: "deadline",
+		Paid: "1500000000000000000", Bytes: 2_500_000, Settled: "1500000000000000000"}
 	raw, _ := json.Marshal(d)
 	ev := sdk.Event{Type: "deal.updated", Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Data: raw}
-	if got, want := formatEvent(ev), "2025-01-02T03:04:05Z deal.updated 0xabcd0000 settled provider (deadline)"; got != want {
+	if got, want := formatEvent(ev), "2025-01-02T03:04:05Z deal.updated 0xabcd0000 settled provider: earned 1.5 tok, 2.5 MB, settled 1.5 tok (deadline)"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	// Data that is not a deal is printed as it came.
