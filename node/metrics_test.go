@@ -127,8 +127,14 @@ func TestMetricsFollowDeal(t *testing.T) {
 	awaitMetric(t, prov, 1, "ipsx_deals", "role=provider", "status=active")
 	awaitMetric(t, req, 1, "ipsx_deal_transitions_total", "role=requester", "to=active")
 	awaitMetric(t, prov, 1, "ipsx_deal_transitions_total", "role=provider", "from=none")
-	if v := metricValue(t, prov, "ipsx_chain_tx_duration_seconds", "kind=open") + metricValue(t, req, "ipsx_chain_tx_duration_seconds", "kind=open"); v < 1 {
-		t.Errorf("chain tx latency of open: %v samples on both sides", v)
+	// (The open's receipt may come in after the watcher saw its event.)
+	if err := testnet.Await(ctx, func() error {
+		if v := metricValue(t, prov, "ipsx_chain_tx_duration_seconds", "kind=open") + metricValue(t, req, "ipsx_chain_tx_duration_seconds", "kind=open"); v < 1 {
+			return fmt.Errorf("chain tx latency of open: %v samples on both sides", v)
+		}
+		return nil
+	}); err != nil {
+		t.Error(err)
 	}
 
 	// Traffic: an echoed connection held open, then closed.
