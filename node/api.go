@@ -9,9 +9,10 @@ import (
 
 func (n *Node) serveAPI(ctx context.Context, ln net.Listener) error {
 	opts := []api.Option{api.WithLogger(n.o.logger), api.WithMetrics(n.reg)}
-	if !IsLoopbackAddr(ln.Addr().String()) {
-		// Reachable from elsewhere (--allow-public-listen): the metrics
-		// name peers, deals and traffic, so they need the token too.
+	if n.cfg.MetricsAuth || !IsLoopbackAddr(ln.Addr().String()) {
+		// Reachable from elsewhere (--allow-public-listen), or asked for
+		// (--metrics-auth: other local users must not read them): the
+		// metrics tell deals, traffic and earnings, so they need the token.
 		opts = append(opts, api.WithMetricsAuth())
 	}
 	srv := api.New(n, n.token, opts...)

@@ -85,6 +85,7 @@ type balanceView struct {
 	now     func() time.Time
 	client  *chain.Client // nil: no chain, every maker is unknown
 	timeout time.Duration
+	failed  func(error) // told each failed read (the metrics)
 
 	sf singleflight.Group
 	mu sync.Mutex // guards m
@@ -118,6 +119,9 @@ func (v *balanceView) Free(maker common.Address) (*big.Int, bool) {
 		defer cancel()
 		b, err := v.client.Balances(ctx, maker)
 		if err != nil {
+			if v.failed != nil {
+				v.failed(err)
+			}
 			return nil, err
 		}
 		v.mu.Lock()
@@ -152,6 +156,7 @@ func (n *Node) Wallet(ctx context.Context) (sdk.Wallet, error) {
 	}
 	b, err := n.escrow.Balances(ctx, n.addr)
 	if err != nil {
+		n.metrics.chainCall("wallet", err)
 		return sdk.Wallet{}, fmt.Errorf("read balances: %w", err)
 	}
 	gas, err := n.escrow.GasBalance(ctx, n.addr)
@@ -170,7 +175,11 @@ func (n *Node) Send(ctx context.Context, to common.Address, amount *big.Int, eth
 	if n.escrow == nil {
 		return sdk.TxResult{}, api.ErrNoChain
 	}
-	return n.walletTx(ctx, func() (*types.Receipt, error) {
+	kind := "send"
+	if eth {
+		kind = "send_eth"
+	}
+	return n.walletTx(ctx, kind, func() (*types.Receipt, error) {
 		if eth {
 			return n.escrow.SendETH(ctx, to, amount)
 		}
@@ -183,7 +192,7 @@ func (n *Node) Deposit(ctx context.Context, amount *big.Int) (sdk.TxResult, erro
 	if n.escrow == nil {
 		return sdk.TxResult{}, api.ErrNoChain
 	}
-	return n.walletTx(ctx, func() (*types.Receipt, error) { return n.escrow.Deposit(ctx, amount) })
+	return n.walletTx(ctx, "deposit", func() (*types.Receipt, error) { return n.escrow.Deposit(ctx, amount) })
 }
 
 // Withdraw implements api.Backend.
@@ -191,11 +200,13 @@ func (n *Node) Withdraw(ctx context.Context, amount *big.Int) (sdk.TxResult, err
 	if n.escrow == nil {
 		return sdk.TxResult{}, api.ErrNoChain
 	}
-	return n.walletTx(ctx, func() (*types.Receipt, error) { return n.escrow.Withdraw(ctx, amount) })
+	return n.walletTx(ctx, "withdraw", func() (*types.Receipt, error) { return n.escrow.Withdraw(ctx, amount) })
 }
 
-func (n *Node) walletTx(ctx context.Context, tx func() (*types.Receipt, error)) (sdk.TxResult, error) {
+func (n *Node) walletTx(ctx context.Context, kind string, tx func() (*types.Receipt, error)) (sdk.TxResult, error) {
+	start := time.Now()
 	r, err := tx()
+	n.metrics.chainTxDone(kind, kind, start, err)
 	n.balances.forget(n.addr)
 	if err != nil {
 		return sdk.TxResult{}, err

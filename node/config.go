@@ -96,6 +96,9 @@ type Config struct {
 	// empty: tunnel.DefaultTunnelIdleTimeout). On both sides: the
 	// requester's proxies and the provider's exit.
 	TunnelIdleTimeout string `json:"tunnel-idle-timeout,omitempty"`
+	// MetricsAuth puts /metrics behind the API token on loopback too
+	// (off a loopback address it always is).
+	MetricsAuth bool `json:"metrics-auth,omitempty"`
 }
 
 // Defaults.

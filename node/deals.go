@@ -91,12 +91,14 @@ func (n *Node) newDeals(ctx context.Context) error {
 		Machine: mc, Tick: n.o.dealTick(), Confirmations: n.dealConfirmations(),
 		TrafficBudgetGB: dc.TrafficBudgetGB, SeriesBackoff: dc.SeriesBackoff, Now: n.o.clock,
 	}
-	d, err := deals.New(cfg, deals.NewBadgerStore(n.db), dealTransport{n}, dealChain{n.escrow}, dealOffers{n}, dealHooks{n},
+	d, err := deals.New(cfg, deals.NewBadgerStore(n.db), dealTransport{n}, dealChain{n.escrow, n.metrics}, dealOffers{n}, dealHooks{n},
 		n.o.logger.With("component", "deals", "address", n.addr.Hex()))
 	if err != nil {
 		return err
 	}
 	n.deals = d
+	n.metrics.seedDeals(d.Deals())
+	n.metrics.attachDeals(d.Deals)
 	return nil
 }
 
@@ -130,12 +132,17 @@ func (n *Node) registerOwnOffer(ctx context.Context, o *orderbook.Order) {
 
 // ---- the chain ----
 
-// dealChain is the escrow as the driver sees it.
-type dealChain struct{ c *chain.Client }
+// dealChain is the escrow as the driver sees it; its calls are timed and
+// their failures counted in the metrics.
+type dealChain struct {
+	c *chain.Client
+	m *metrics
+}
 
-func (c dealChain) Submit(ctx context.Context, tx agreement.Tx) error {
+func (c dealChain) Submit(ctx context.Context, tx agreement.Tx) (err error) {
 	ctx = chain.WithTxSent(ctx, func(common.Hash) { crash.Point("tx.sent." + tx.Kind.String()) })
-	var err error
+	start := time.Now()
+	defer func() { c.m.chainTxDone(tx.Kind.String(), "submit", start, err) }()
 	switch tx.Kind {
 	case agreement.TxOpen:
 		_, err = c.c.Open(ctx, tx.Terms, tx.ProviderSig, tx.RequesterSig)
@@ -168,6 +175,7 @@ func (dealChain) Classify(err error) deals.TxOutcome {
 func (c dealChain) Events(ctx context.Context, from, to uint64) ([]deals.Event, error) {
 	evs, err := c.c.DealEventsIn(ctx, from, to)
 	if err != nil {
+		c.m.chainCall("events", err)
 		return nil, err
 	}
 	out := make([]deals.Event, 0, len(evs))
@@ -196,6 +204,7 @@ func (c dealChain) Header(ctx context.Context, number *uint64) (deals.Header, er
 		if isNotFound(err) {
 			return deals.Header{}, fmt.Errorf("%w: %w", deals.ErrNoBlock, err)
 		}
+		c.m.chainCall("header", err)
 		return deals.Header{}, err
 	}
 	return deals.Header{Number: num, Hash: hash, Time: t}, nil
@@ -245,6 +254,7 @@ type dealHooks struct{ n *Node }
 
 func (h dealHooks) Updated(recs []deals.Record) {
 	n := h.n
+	n.metrics.dealsUpdated(recs)
 	for i := range recs {
 		r := &recs[i]
 		v := dealView(r, false)

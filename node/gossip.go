@@ -192,6 +192,7 @@ func (n *Node) publish(ctx context.Context, cc string, data []byte) error {
 // function and apply what passes to the book. Messages this node published
 // itself were validated and stored before publishing.
 func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
+	defer n.metrics.validated(time.Now())
 	if from == n.host.ID() {
 		return pubsub.ValidationAccept
 	}

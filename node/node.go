@@ -185,6 +185,7 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		own, _ := n.ownOrders()
 		return float64(len(own))
 	})
+	n.balances.failed = func(err error) { n.metrics.chainCall("balances", err) }
 	return n, nil
 }
 
@@ -279,11 +280,17 @@ func (n *Node) Status(ctx context.Context) sdk.Status {
 	n.mu.Unlock()
 	sort.Slice(st.Shards, func(i, j int) bool { return st.Shards[i].Country < st.Shards[j].Country })
 	n.listenerStatus(&st)
+	n.opsStatus(ctx, &st)
 	return st
 }
 
-// Subscribe implements api.Backend.
+// Subscribe subscribes to the node's events from now on.
 func (n *Node) Subscribe() (<-chan sdk.Event, func()) { return n.events.subscribe() }
+
+// SubscribeFrom implements api.Backend.
+func (n *Node) SubscribeFrom(lastEventID string) (<-chan sdk.Event, func()) {
+	return n.events.subscribeFrom(lastEventID)
+}
 
 // Orders implements api.Backend.
 func (n *Node) Orders(ctx context.Context, q orderbook.Query) ([]*orderbook.Order, error) {

@@ -18,6 +18,7 @@ type Option func(*options)
 
 type options struct {
 	logger     *slog.Logger
+	logLevel   *slog.LevelVar // WithLogLevel: the API may change it
 	clock      func() time.Time
 	key        *ecdsa.PrivateKey
 	liveTTL    time.Duration

@@ -48,6 +48,9 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
+		// The last line of a run, whatever ended it (a failure was
+		// logged as it happened).
+		n.log.Info("node stopped", "uptime", time.Since(n.started).Round(time.Second).String(), "clean", err == nil)
 	}()
 	n.runCtx, n.runWG, n.runErr = ctx, &wg, errc
 	n.started = time.Now()
@@ -65,6 +68,7 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	closers = append(closers, func() { n.host.Close() }, func() { n.dht.Close() })
+	n.metrics.attachPeers(n.host.Network().Conns)
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchReach(ctx) }()
 

@@ -128,11 +128,15 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	n.handle(tunnel.ProtocolID, func(s network.Stream) {
 		sctx := context.WithValue(n.runCtx, peerKey{}, s.Conn().RemotePeer())
-		n.logTunnelStream(s.Conn().RemotePeer(), t.exit.ServeStream(sctx, s))
+		cs := n.metrics.providerStream(s)
+		err := t.exit.ServeStream(sctx, cs)
+		cs.done()
+		n.metrics.exitServed(err)
+		n.logTunnelStream(s.Conn().RemotePeer(), err)
 	})
 	router := nodeRouter{n}
 	plog := n.o.logger.With("component", "proxy")
-	popts := []tunnel.ProxyOption{tunnel.WithLogger(plog), tunnel.WithTunnelIdleTimeout(idle)}
+	popts := []tunnel.ProxyOption{tunnel.WithLogger(plog), tunnel.WithTunnelIdleTimeout(idle), tunnel.WithObserver(n.metrics.proxyResult)}
 	if !n.cfg.NoProxyAuth {
 		if t.auth, err = newProxyAuth(n); err != nil {
 			return err
@@ -617,7 +621,7 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if ib := n.deals.IntervalBytes(); ib >= 4 {
 		step = ib / 4
 	}
-	mc := &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release}
+	mc := &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release, obs: n.metrics.requesterFlow()}
 	if a := n.tun.auth; a != nil && cred != "" {
 		price := rec.Deal.Terms.PricePerGB
 		mc.spent = func(bytes uint64) { a.spend(cred, bytesCost(bytes, price)) }
@@ -802,6 +806,7 @@ type meteredConn struct {
 	// it closes (the credential's spending).
 	n     atomic.Uint64
 	spent func(bytes uint64)
+	obs   flowMetrics // the connection's bytes and its end, in the metrics
 }
 
 func (c *meteredConn) count(k int) {
@@ -818,12 +823,14 @@ func (c *meteredConn) count(k int) {
 func (c *meteredConn) Read(p []byte) (int, error) {
 	k, err := c.Conn.Read(p)
 	c.count(k)
+	c.obs.down(k)
 	return k, err
 }
 
 func (c *meteredConn) Write(p []byte) (int, error) {
 	k, err := c.Conn.Write(p)
 	c.count(k)
+	c.obs.up(k)
 	return k, err
 }
 
@@ -835,6 +842,7 @@ func (c *meteredConn) Close() error {
 		if c.spent != nil {
 			c.spent(c.n.Load())
 		}
+		c.obs.end()
 	})
 	err := c.Conn.Close()
 	c.release()

@@ -298,18 +298,130 @@ func readError(resp *http.Response) error {
 	return e
 }
 
+// EventsOption configures Events.
+type EventsOption func(*eventsConfig)
+
+type eventsConfig struct {
+	last             string
+	reconnect        bool
+	minWait, maxWait time.Duration
+}
+
+// ResumeAfter starts the stream after the event with this id (an
+// Event.ID seen before): the node first sends the events after it that it
+// still holds, or a "stream.reset" event if it no longer holds them all.
+func ResumeAfter(id string) EventsOption { return func(c *eventsConfig) { c.last = id } }
+
+// WithoutReconnect ends the stream when the connection does, with a last
+// "error" event, instead of reconnecting.
+func WithoutReconnect() EventsOption { return func(c *eventsConfig) { c.reconnect = false } }
+
+// WithReconnectWait sets the wait before a reconnection: min at first,
+// doubling up to max (defaults 250 ms and 10 s).
+func WithReconnectWait(min, max time.Duration) EventsOption {
+	return func(c *eventsConfig) { c.minWait, c.maxWait = min, max }
+}
+
 // Events subscribes to the node's event stream. The channel delivers
-// events until ctx ends or the stream does, then closes. A stream that
-// breaks for any other reason than ctx ending delivers a last Event of
-// type "error" whose Data is {"error": "<why>"}; so does a node that drops
-// a subscriber for falling behind. When Events returns, the subscription
-// is in place: every event published afterwards is delivered.
-func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
+// events until ctx ends, then closes. When Events returns, the
+// subscription is in place: every event published afterwards is
+// delivered.
+//
+// A stream that breaks (the node restarts, the connection drops, the node
+// drops the subscriber for falling behind) is reconnected with the id of
+// the last event delivered as Last-Event-ID, waiting a little longer
+// after each failed attempt, so no event the node still holds is lost; if
+// some may be, a "stream.reset" event says so (re-read state). Only a
+// refusal (such as a wrong token) ends the stream, with a last Event of
+// type "error" whose Data is {"error": "<why>"}. WithoutReconnect gives
+// that last event at the first break instead.
+func (c *Client) Events(ctx context.Context, opts ...EventsOption) (<-chan Event, error) {
+	cfg := eventsConfig{reconnect: true, minWait: 250 * time.Millisecond, maxWait: 10 * time.Second}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.minWait <= 0 || cfg.maxWait < cfg.minWait {
+		return nil, errors.New("sdk: reconnect waits must be positive, min at most max")
+	}
+	body, err := c.openEvents(ctx, cfg.last)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan Event, 16)
+	go func() {
+		defer close(ch)
+		last := cfg.last
+		send := func(ev Event) bool {
+			select {
+			case ch <- ev:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
+		fail := func(err error) {
+			data, _ := json.Marshal(map[string]string{"error": err.Error()})
+			send(Event{Type: "error", Time: time.Now().UTC(), Data: data})
+		}
+		wait := cfg.minWait
+		for {
+			err := readEvents(body, func(ev Event) bool {
+				if ev.Type == "error" && ev.ID == "" && cfg.reconnect {
+					return false // the node ends this stream (a slow subscriber): resume it
+				}
+				if ev.ID != "" {
+					last = ev.ID
+				}
+				return send(ev)
+			})
+			_ = body.Close()
+			if ctx.Err() != nil {
+				return
+			}
+			if !cfg.reconnect {
+				if err != nil {
+					fail(err)
+				}
+				return
+			}
+			for {
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				wait = min(2*wait, cfg.maxWait)
+				body, err = c.openEvents(ctx, last)
+				if err == nil {
+					wait = cfg.minWait
+					break
+				}
+				var ae *APIError
+				if errors.As(err, &ae) && ae.StatusCode/100 == 4 && ae.StatusCode != http.StatusTooManyRequests {
+					fail(err) // refused: retrying cannot help
+					return
+				}
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}
+	}()
+	return ch, nil
+}
+
+// openEvents opens GET /v1/events, resuming after last if set.
+func (c *Client) openEvents(ctx context.Context, last string) (io.ReadCloser, error) {
 	req, err := c.newRequest(ctx, "GET", "/v1/events", nil, nil)
 	if err != nil {
 		return nil, err
 	}
 	req.Header.Set("Accept", "text/event-stream")
+	if last != "" {
+		req.Header.Set("Last-Event-ID", last)
+	}
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("sdk: GET /v1/events: %w", err)
@@ -318,27 +430,7 @@ func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 		defer resp.Body.Close()
 		return nil, readError(resp)
 	}
-	ch := make(chan Event, 16)
-	go func() {
-		defer close(ch)
-		defer resp.Body.Close()
-		err := readEvents(resp.Body, func(ev Event) bool {
-			select {
-			case ch <- ev:
-				return true
-			case <-ctx.Done():
-				return false
-			}
-		})
-		if err != nil && ctx.Err() == nil {
-			data, _ := json.Marshal(map[string]string{"error": err.Error()})
-			select {
-			case ch <- Event{Type: "error", Time: time.Now().UTC(), Data: data}:
-			case <-ctx.Done():
-			}
-		}
-	}()
-	return ch, nil
+	return resp.Body, nil
 }
 
 // readEvents parses a text/event-stream and calls emit for each event
@@ -348,8 +440,8 @@ func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 func readEvents(r io.Reader, emit func(Event) bool) error {
 	br := bufio.NewReaderSize(r, 64<<10)
 	var (
-		typ  string
-		data []byte
+		id, typ string
+		data    []byte
 	)
 	for {
 		line, err := readLine(br)
@@ -364,7 +456,7 @@ func readEvents(r io.Reader, emit func(Event) bool) error {
 			if typ == "" && data == nil {
 				continue
 			}
-			ev := Event{Type: typ}
+			ev := Event{ID: id, Type: typ}
 			var full Event
 			if json.Unmarshal(data, &full) == nil && full.Type != "" {
 				ev = full
@@ -376,10 +468,13 @@ func readEvents(r io.Reader, emit func(Event) bool) error {
 			if ev.Type == "" {
 				ev.Type = "message"
 			}
+			if ev.ID == "" {
+				ev.ID = id
+			}
 			if !emit(ev) {
 				return nil
 			}
-			typ, data = "", nil
+			id, typ, data = "", "", nil
 		case line[0] == ':':
 			// comment: keep-alive
 		default:
@@ -388,6 +483,8 @@ func readEvents(r io.Reader, emit func(Event) bool) error {
 			switch string(field) {
 			case "event":
 				typ = string(value)
+			case "id":
+				id = string(value)
 			case "data":
 				if data != nil {
 					data = append(data, '\n')
@@ -507,4 +604,45 @@ func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
 func (c *Client) Ping(ctx context.Context, peer string, direct bool) (*PingResult, error) {
 	var res PingResult
 	return &res, c.call(ctx, "POST", "/v1/peers/"+url.PathEscape(peer)+"/ping", nil, PingParams{Direct: direct}, &res)
+}
+
+// Health reads GET /healthz (no token needed): a node that is alive but
+// not ready answers 503 with its checks, which Health returns as a
+// Health with Ready false, not as an error.
+func (c *Client) Health(ctx context.Context) (*Health, error) {
+	if _, ok := ctx.Deadline(); !ok && c.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	req, err := c.newRequest(ctx, "GET", "/healthz", nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sdk: GET /healthz: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusServiceUnavailable {
+		return nil, readError(resp)
+	}
+	var h Health
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxErrorBody)).Decode(&h); err != nil {
+		return nil, fmt.Errorf("sdk: GET /healthz: decode answer: %w", err)
+	}
+	return &h, nil
+}
+
+// LogLevel returns the node's log level.
+func (c *Client) LogLevel(ctx context.Context) (*LogLevel, error) {
+	var l LogLevel
+	return &l, c.call(ctx, "GET", "/v1/log/level", nil, nil, &l)
+}
+
+// SetLogLevel changes the node's log level at runtime (debug, info, warn,
+// error) and returns it.
+func (c *Client) SetLogLevel(ctx context.Context, level string) (*LogLevel, error) {
+	var l LogLevel
+	return &l, c.call(ctx, "PUT", "/v1/log/level", nil, LogLevel{Level: level}, &l)
 }

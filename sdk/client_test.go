@@ -159,16 +159,101 @@ func TestEvents(t *testing.T) {
 	if ev.Type != "order.added" || json.Unmarshal(ev.Data, &oe) != nil || oe.Order.ID() != offer.ID() {
 		t.Fatalf("event %+v", ev)
 	}
-	// Falling behind ends the stream with an error event.
+	// Falling behind, the client is dropped by the node and resumes from
+	// its last event id: every event arrives, once, in order.
+	for i := 0; i < 100; i++ {
+		b.Publish("order.added", map[string]int{"i": i})
+	}
+	for i := 0; i < 100; i++ {
+		ev := <-events
+		var got struct{ I int }
+		if ev.Type != "order.added" || json.Unmarshal(ev.Data, &got) != nil || got.I != i {
+			t.Fatalf("event %d: %+v", i, ev)
+		}
+	}
+
+	// Without reconnecting, falling behind ends the stream with an error
+	// event.
+	once, err := c.Events(ctx, sdk.WithoutReconnect())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < 100; i++ {
 		b.Publish("order.added", map[string]int{"i": i})
 	}
 	last := sdk.Event{}
-	for ev := range events {
+	for ev := range once {
 		last = ev
 	}
 	if last.Type != "error" {
 		t.Fatalf("last event %+v", last)
+	}
+}
+
+// TestEventsReconnect: the connection drops (the node's server closes
+// it); the client reconnects with Last-Event-ID and gets the events
+// published meanwhile, none lost or repeated. Resuming from an id the
+// node never gave starts with a stream.reset event.
+func TestEventsReconnect(t *testing.T) {
+	b := apitest.NewBackend(t)
+	ts, token := b.Server(t)
+	c := sdk.NewClient(ts.URL, token, sdk.WithHTTPClient(ts.Client()))
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	events, err := c.Events(ctx, sdk.WithReconnectWait(10*time.Millisecond, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	next := func() sdk.Event {
+		t.Helper()
+		select {
+		case ev := <-events:
+			ids = append(ids, ev.ID)
+			return ev
+		case <-ctx.Done():
+			t.Fatalf("no event after %v", ids)
+		}
+		return sdk.Event{}
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 3; i++ {
+			b.Publish("order.added", map[string]int{"i": round*3 + i})
+		}
+		for i := 0; i < 3; i++ {
+			var got struct{ I int }
+			if ev := next(); json.Unmarshal(ev.Data, &got) != nil || got.I != round*3+i {
+				t.Fatalf("round %d event %d: %+v (ids %v)", round, i, ev, ids)
+			}
+		}
+		ts.CloseClientConnections()
+		// Published while the client is away or reconnecting.
+		b.Publish("order.added", map[string]int{"i": -1})
+		if ev := next(); ev.Type != "order.added" || !strings.Contains(string(ev.Data), "-1") {
+			t.Fatalf("event published while away: %+v", ev)
+		}
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" || seen[id] {
+			t.Fatalf("ids %v: empty or repeated", ids)
+		}
+		seen[id] = true
+	}
+
+	resumed, err := c.Events(ctx, sdk.ResumeAfter("t-9999"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-resumed; ev.Type != "stream.reset" {
+		t.Fatalf("resuming from an unknown id: %+v", ev)
+	}
+	resumed, err = c.Events(ctx, sdk.ResumeAfter(ids[len(ids)-2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := <-resumed; ev.ID != ids[len(ids)-1] {
+		t.Fatalf("resuming after %s: %+v, want %s", ids[len(ids)-2], ev, ids[len(ids)-1])
 	}
 }
 
@@ -217,7 +302,7 @@ func TestEventStreamParsing(t *testing.T) {
 			}))
 			t.Cleanup(ts.Close)
 			c := sdk.NewClient(ts.URL, "t", sdk.WithHTTPClient(ts.Client()))
-			events, err := c.Events(t.Context())
+			events, err := c.Events(t.Context(), sdk.WithoutReconnect())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,5 +322,30 @@ func TestEventStreamParsing(t *testing.T) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestHealthAndLogLevel: Health reads a 503 as not ready, not as an
+// error; the log level round-trips; a bad level is an API error.
+func TestHealthAndLogLevel(t *testing.T) {
+	c, b := newClient(t)
+	ctx := t.Context()
+	h, err := c.Health(ctx)
+	if err != nil || !h.Ready || h.Status != "ok" {
+		t.Fatalf("health %+v: %v", h, err)
+	}
+	b.SetHealth(sdk.Health{Live: true})
+	if h, err = c.Health(ctx); err != nil || h.Ready || h.Status != "unavailable" {
+		t.Fatalf("not ready: %+v: %v", h, err)
+	}
+	if l, err := c.SetLogLevel(ctx, "debug"); err != nil || l.Level != "debug" {
+		t.Fatalf("set: %+v %v", l, err)
+	}
+	if l, err := c.LogLevel(ctx); err != nil || l.Level != "debug" {
+		t.Fatalf("get: %+v %v", l, err)
+	}
+	var ae *sdk.APIError
+	if _, err := c.SetLogLevel(ctx, "chatty"); !errors.As(err, &ae) || ae.StatusCode != 400 {
+		t.Fatalf("bad level: %v", err)
 	}
 }

@@ -76,6 +76,10 @@ type Status struct {
 	Listeners []Listener `json:"listeners,omitempty"`
 	// Proxy describes the requester's proxies' front door.
 	Proxy *ProxyStatus `json:"proxy,omitempty"`
+	// Chain is the chain as the node sees it (nil: none configured).
+	Chain *ChainStatus `json:"chain,omitempty"`
+	// Exit is the provider side's exit (nil without deals).
+	Exit *ExitStatus `json:"exit,omitempty"`
 }
 
 // Listener is one local service's listen address: "api", "socks" or
@@ -131,8 +135,15 @@ type ShardStatus struct {
 }
 
 // Event is one server-sent event on GET /v1/events. Type is e.g.
-// "order.added", "order.removed"; later issues add "deal.*".
+// "order.added", "order.removed", "deal.updated"; "stream.reset" says
+// that events since the Last-Event-ID a stream resumed from may be lost
+// (re-read state), "error" that the node ends the stream.
+//
+// ID is the event's SSE id: a client that reconnects with it as
+// Last-Event-ID gets every event after it that the node still holds. The
+// stream's own events (stream.reset, error) have none.
 type Event struct {
+	ID   string          `json:"id,omitempty"`
 	Type string          `json:"type"`
 	Time time.Time       `json:"time"`
 	Data json.RawMessage `json:"data"`
@@ -289,4 +300,53 @@ type PingResult struct {
 	RTT       string  `json:"rtt"`
 	RTTMillis float64 `json:"rttMillis"`
 	Conn      Conn    `json:"conn"` // the connection the ping ran over
+}
+
+// Health is GET /healthz, which needs no token: whether the node is alive
+// (its main loop runs) and ready (it can serve: database, chain, shards),
+// and each check. It says nothing else about the node.
+type Health struct {
+	Status string        `json:"status"` // ok, or unavailable (alive but not ready)
+	Live   bool          `json:"live"`
+	Ready  bool          `json:"ready"`
+	Checks []HealthCheck `json:"checks"`
+}
+
+// HealthCheck is one readiness check: database (reads work), chain (the
+// chain answers, or none is configured), shards (every followed shard has
+// finished its order sync).
+type HealthCheck struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+}
+
+// LogLevel is GET and PUT /v1/log/level: debug, info, warn or error.
+type LogLevel struct {
+	Level string `json:"level"`
+}
+
+// ChainStatus is what the node sees of its chain, in Status.
+type ChainStatus struct {
+	// Reachable is whether the chain answered just now; Block is its
+	// newest block, BlockTime that block's time.
+	Reachable bool      `json:"reachable"`
+	Block     uint64    `json:"block,omitempty"`
+	BlockTime time.Time `json:"blockTime,omitzero"`
+	Error     string    `json:"error,omitempty"`
+}
+
+// ExitStatus is a provider's exit, in Status: the IPs its tunnels leave
+// from, and its exit policy.
+type ExitStatus struct {
+	// Egress are the addresses tunnels leave from; empty: the OS chooses
+	// (the machine's default route).
+	Egress []string `json:"egress"`
+	// DefaultDeny describes what the policy refuses by default; Allow
+	// and Deny are the operator's CIDRs on top (--exit-allow, --exit-deny).
+	DefaultDeny []string `json:"defaultDeny"`
+	Allow       []string `json:"allow,omitempty"`
+	Deny        []string `json:"deny,omitempty"`
+	// LoopbackAllowed is set on a local testnet's providers only.
+	LoopbackAllowed bool `json:"loopbackAllowed,omitempty"`
 }

@@ -160,7 +160,9 @@ type HTTPProxy struct {
 
 // NewHTTPProxy returns a proxy handing connections to r. It starts nothing.
 func NewHTTPProxy(r Router, opts ...ProxyOption) *HTTPProxy {
-	return &HTTPProxy{router: r, cfg: newProxyConfig(opts)}
+	cfg := newProxyConfig(opts)
+	cfg.name = "http"
+	return &HTTPProxy{router: r, cfg: cfg}
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails, and
@@ -240,10 +242,15 @@ func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 			case lr.N <= 0:
 				p.fail(c, http.StatusRequestHeaderFieldsTooLarge, StatusBadRequest, "request header too large")
 			case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), isTimeout(err), errors.Is(err, net.ErrClosed):
-				// The client went away or idled out: nobody to answer.
+				// The client went away or idled out: nobody to answer,
+				// no request to count.
+				p.cfg.logger.Debug("http proxy request", "source", src.String(), "err", err)
+				_ = c.Close()
+				return
 			default:
 				p.fail(c, http.StatusBadRequest, StatusBadRequest, "malformed request")
 			}
+			p.cfg.observe(ResultBadRequest)
 			p.cfg.logger.Debug("http proxy request", "source", src.String(), "err", err)
 			_ = c.Close()
 			return
@@ -256,6 +263,11 @@ func (p *HTTPProxy) handle(ctx context.Context, c net.Conn) {
 			st := StatusOf(err)
 			if code == http.StatusProxyAuthRequired || code == http.StatusTooManyRequests {
 				st = StatusUnauthorized
+			}
+			if r := ResultOf(err); code == http.StatusBadRequest || r == ResultOK || r == ResultError {
+				p.cfg.observe(ResultBadRequest)
+			} else {
+				p.cfg.observe(r)
 			}
 			p.fail(c, code, st, err.Error())
 			_ = c.Close()
@@ -312,6 +324,7 @@ func (p *HTTPProxy) connect(ctx context.Context, c net.Conn, br *bufio.Reader, p
 	rctx, cancel := context.WithTimeout(WithCredential(ctx, pr.credential), p.cfg.connectTimeout)
 	up, err := p.router.Route(rctx, pr.route, pr.target)
 	cancel()
+	p.cfg.observe(ResultOf(err))
 	if err != nil {
 		st := StatusOf(err)
 		p.cfg.logger.Debug("http proxy connect", "route", pr.route.String(), "status", st.String(), "err", err)
@@ -371,6 +384,7 @@ func (p *HTTPProxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, p
 			conn, err := p.router.Route(rctx, pr.route, pr.target)
 			cancel()
 			if err != nil {
+				p.cfg.observe(ResultOf(err))
 				st := StatusOf(err)
 				p.cfg.logger.Debug("http proxy forward", "route", pr.route.String(), "status", st.String(), "err", err)
 				p.fail(c, st.HTTPStatus(), st, err.Error())
@@ -402,11 +416,13 @@ func (p *HTTPProxy) forward(ctx context.Context, c net.Conn, br *bufio.Reader, p
 		if isTimeout(err) {
 			st = StatusTimeout
 		}
+		p.cfg.observe(ResultOf(&StatusError{Status: st}))
 		p.fail(c, st.HTTPStatus(), st, err.Error())
 		_ = c.Close()
 		return false
 	}
 	_ = up.conn.SetReadDeadline(time.Time{})
+	p.cfg.observe(ResultOK)
 	if resp.StatusCode == http.StatusSwitchingProtocols {
 		// Upgrade was stripped, so the server had no business switching.
 		_ = resp.Body.Close()

@@ -62,6 +62,8 @@ type proxyConfig struct {
 	idleTimeout      time.Duration
 	tunnelIdle       time.Duration
 	logger           *slog.Logger
+	observer         Observer // nil: nobody is told
+	name             string   // "socks" or "http", for the observer
 }
 
 func newProxyConfig(opts []ProxyOption) proxyConfig {

@@ -166,7 +166,9 @@ type SOCKSServer struct {
 // NewSOCKSServer returns a server handing connections to r. It starts
 // nothing.
 func NewSOCKSServer(r Router, opts ...ProxyOption) *SOCKSServer {
-	return &SOCKSServer{router: r, cfg: newProxyConfig(opts)}
+	cfg := newProxyConfig(opts)
+	cfg.name = "socks"
+	return &SOCKSServer{router: r, cfg: cfg}
 }
 
 // Serve accepts connections on ln until ctx is done or ln fails, and
@@ -178,6 +180,11 @@ func (s *SOCKSServer) Serve(ctx context.Context, ln net.Listener) error {
 func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
 	auth, target, err := s.handshake(ctx, c)
 	if err != nil {
+		if r := ResultOf(err); r == ResultOK || r == ResultError {
+			s.cfg.observe(ResultBadRequest)
+		} else {
+			s.cfg.observe(r)
+		}
 		s.cfg.logger.Debug("socks5 handshake", "source", c.RemoteAddr().String(), "err", err)
 		_ = c.Close()
 		return
@@ -187,6 +194,7 @@ func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
 	up, err := s.router.Route(rctx, route, target)
 	cancel()
 	_ = c.SetWriteDeadline(time.Now().Add(s.cfg.handshakeTimeout))
+	s.cfg.observe(ResultOf(err))
 	if err != nil {
 		st := StatusOf(err)
 		s.cfg.logger.Debug("socks5 connect", "route", route.String(), "status", st.String(), "err", err)

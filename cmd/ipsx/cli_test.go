@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -266,5 +267,69 @@ func TestHelp(t *testing.T) {
 		if !strings.Contains(out, "Usage:") {
 			t.Fatalf("ipsx %s --help:\n%s", strings.Join(n, " "), out)
 		}
+	}
+}
+
+// TestLogLevelCommand: ipsx log level shows the running node's level and
+// changes it; a bad level is refused with the reason.
+func TestLogLevelCommand(t *testing.T) {
+	c := newCLI(t)
+	if out := c.ok("log", "level"); out != "log level: info\n" {
+		t.Fatalf("log level: %q", out)
+	}
+	if out := c.ok("log", "level", "debug"); out != "log level: debug\n" {
+		t.Fatalf("log level debug: %q", out)
+	}
+	if out := c.ok("log", "level", "--json"); !strings.Contains(out, `"level": "debug"`) {
+		t.Fatalf("log level --json: %q", out)
+	}
+	if _, _, err := c.run("log", "level", "chatty"); err == nil || !strings.Contains(err.Error(), `level "chatty"`) {
+		t.Fatalf("bad level: %v", err)
+	}
+}
+
+// TestStatusShowsOps: ipsx status shows the listeners, the chain head,
+// the sync state and the health.
+func TestStatusShowsOps(t *testing.T) {
+	c := newCLI(t)
+	out := c.ok("status")
+	for _, want := range []string{"chain head:", "no chain configured", "sync:", "1 of 1 shards synced", "health:", "ready"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	c.b.SetHealth(sdk.Health{Live: true, Checks: []sdk.HealthCheck{{Name: "chain", Detail: "unreachable"}}})
+	if out := c.ok("status"); !strings.Contains(out, "NOT READY: chain (unreachable)") {
+		t.Errorf("status of a node not ready:\n%s", out)
+	}
+}
+
+// TestLogFormat: --log-format json writes one JSON object per line with
+// the level held in the LevelVar (so the API can change it); an unknown
+// format or level is refused.
+func TestLogFormat(t *testing.T) {
+	var buf bytes.Buffer
+	var lv slog.LevelVar
+	log, err := newLogger(&buf, "info", "json", &lv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.Debug("hidden")
+	log.Info("shown", "deal", "0x01")
+	lv.Set(slog.LevelDebug)
+	log.Debug("now shown")
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("lines %q", lines)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec["msg"] != "shown" || rec["deal"] != "0x01" || rec["level"] != "INFO" {
+		t.Fatalf("json line %q: %v", lines[0], err)
+	}
+	if _, err := newLogger(&buf, "info", "xml", &lv); err == nil || !strings.Contains(err.Error(), "--log-format") {
+		t.Errorf("xml: %v", err)
+	}
+	if _, err := newLogger(&buf, "loud", "text", &lv); err == nil || !strings.Contains(err.Error(), "--log-level") {
+		t.Errorf("loud: %v", err)
 	}
 }

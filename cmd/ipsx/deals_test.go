@@ -125,10 +125,11 @@ func TestDealErrors(t *testing.T) {
 }
 
 func TestFormatDealEvent(t *testing.T) {
-	d := sdk.Deal{ID: common.Hash{0xab, 0xcd}.Hex(), Role: "provider", Status: "settled", Reason: "deadline"}
+	d := sdk.Deal{ID: common.Hash{0xab, 0xcd}.Hex(), Role: "provider", Status: "settled", Reason: "deadline",
+		Paid: "1500000000000000000", Bytes: 2_500_000, Settled: "1500000000000000000"}
 	raw, _ := json.Marshal(d)
 	ev := sdk.Event{Type: "deal.updated", Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Data: raw}
-	if got, want := formatEvent(ev), "2025-01-02T03:04:05Z deal.updated 0xabcd0000 settled provider (deadline)"; got != want {
+	if got, want := formatEvent(ev), "2025-01-02T03:04:05Z deal.updated 0xabcd0000 settled provider: earned 1.5 tok, 2.5 MB, settled 1.5 tok (deadline)"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
 	// Data that is not a deal is printed as it came.
@@ -187,8 +188,22 @@ func TestEventsPrintsDeals(t *testing.T) {
 	d := c.b.ActiveDeal(common.HexToHash("0x5555666600000000000000000000000000000000000000000000000000000001"))
 	c.b.PutDeal(d)
 	awaitCond(t, "the deal event", func() bool { return strings.Contains(out.String(), "\n") })
-	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester\n") {
+	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester: paid 2500 base units, 1.0 MB\n") {
 		t.Fatalf("events printed %q", got)
+	}
+	// Only the byte count changes: nothing printed. A new voucher, then
+	// the settlement: one line each, with the amounts.
+	d.Bytes = 2 << 20
+	c.b.PutDeal(d)
+	d.Paid = "3000000000000000000"
+	c.b.PutDeal(d)
+	d.Status, d.Settled = "settled", "3000000000000000000"
+	c.b.PutDeal(d)
+	awaitCond(t, "three lines", func() bool { return strings.Count(out.String(), "\n") >= 3 })
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[1], "active requester: paid 3 tok, 2.1 MB") ||
+		!strings.HasSuffix(lines[2], "settled requester: paid 3 tok, 2.1 MB, settled 3 tok") {
+		t.Fatalf("events printed %q", out.String())
 	}
 	cancel()
 	if err := <-done; err != nil {

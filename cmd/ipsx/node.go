@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/big"
 	"os"
@@ -30,6 +31,9 @@ type nodeFlags struct {
 	confirmations optUint
 	passwordFile  string
 	logLevel      string
+	logFormat     string
+	// level is the running node's log level, which the API may change.
+	level slog.LevelVar
 
 	devFastDeals bool
 
@@ -69,7 +73,9 @@ func (f *nodeFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.autoBuyPriceGB, "auto-buy-max-price-gb", "0", "auto-buy's max price per GB, token base units or NNtok")
 	fl.DurationVar(&f.autoBuyDuration, "auto-buy-duration", 10*time.Minute, "length of each auto-bought deal")
 	fl.StringVar(&f.passwordFile, "password-file", "", "file holding the keystore passphrase (else IPSX_PASSWORD)")
-	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error (change it while running: ipsx log level)")
+	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text (key=value) or json (one object per line)")
+	fl.BoolVar(&f.cfg.MetricsAuth, "metrics-auth", false, "require the API token for /metrics on loopback too (always required off loopback)")
 	fl.BoolVar(&f.devFastDeals, "dev-fast-deals", false, "run the deal protocol's clocks in seconds (pay-ahead interval, timeouts, graces: for tests and local testnets)")
 	_ = fl.MarkHidden("dev-fast-deals")
 }
@@ -105,11 +111,25 @@ func (f *nodeFlags) config(a *app) node.Config {
 }
 
 func (f *nodeFlags) logger(cmd *cobra.Command) (*slog.Logger, error) {
+	return newLogger(cmd.ErrOrStderr(), f.logLevel, f.logFormat, &f.level)
+}
+
+// newLogger makes the logger of --log-level and --log-format, its level
+// held in lv (so that it can change while running).
+func newLogger(w io.Writer, level, format string, lv *slog.LevelVar) (*slog.Logger, error) {
 	var lvl slog.Level
-	if err := lvl.UnmarshalText([]byte(f.logLevel)); err != nil {
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level: %w", err)
 	}
-	return slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl})), nil
+	lv.Set(lvl)
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
 }
 
 func initCommand(a *app) *cobra.Command {
@@ -174,7 +194,7 @@ loopback are refused unless --allow-public-listen.`,
 				return err
 			}
 			cfg := f.config(a)
-			opts := append([]node.Option{node.WithLogger(log)}, f.dealOptions()...)
+			opts := append([]node.Option{node.WithLogger(log), node.WithLogLevel(&f.level)}, f.dealOptions()...)
 			if f.autoBuy {
 				ab, err := f.autoBuyConfig()
 				if err != nil {
@@ -203,6 +223,7 @@ func testnetCommand(a *app) *cobra.Command {
 		dir        string
 		countries  []string
 		logLevel   string
+		logFormat  string
 		chainHTTP  string
 	)
 	up := &cobra.Command{
@@ -220,11 +241,11 @@ token, data dir, country, proxy addresses and proxy password, and
 for development only.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
-				return fmt.Errorf("--log-level: %w", err)
+			var lv slog.LevelVar
+			log, err := newLogger(cmd.ErrOrStderr(), logLevel, logFormat, &lv)
+			if err != nil {
+				return err
 			}
-			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			if err := os.MkdirAll(dir, 0o700); err != nil {
 				return err
 			}
@@ -236,7 +257,7 @@ for development only.`,
 			defer stopChain()
 			tn, err := testnet.Start(ctx, testnet.Config{
 				Dir: dir, Nodes: nodes, Providers: providers, Requesters: requesters,
-				Countries: countries, Logger: log,
+				Countries: countries, Logger: log, NodeOptions: []node.Option{node.WithLogLevel(&lv)},
 				DevChain: dc, Chain: &testnet.ChainInfo{RPC: rpcURL},
 			})
 			if err != nil {
@@ -268,6 +289,7 @@ for development only.`,
 	up.Flags().StringVar(&dir, "dir", "testnet-data", "directory for the nodes' data dirs and testnet.json")
 	up.Flags().StringSliceVar(&countries, "countries", testnet.DefaultCountries, "countries to spread the nodes over")
 	up.Flags().StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	up.Flags().StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	up.Flags().StringVar(&chainHTTP, "chain-http", "127.0.0.1:0", "where the testnet's dev chain serves JSON-RPC (loopback)")
 	cmd.AddCommand(up)
 	return cmd

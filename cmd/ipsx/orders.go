@@ -433,7 +433,11 @@ func statusCommand(a *app) *cobra.Command {
 			if a.json {
 				return printJSON(cmd.OutOrStdout(), st)
 			}
-			return printStatus(cmd.OutOrStdout(), st)
+			h, _ := c.Health(cmd.Context())
+			if err := printStatus(cmd.OutOrStdout(), st); err != nil {
+				return err
+			}
+			return printOps(cmd.OutOrStdout(), st, h)
 		},
 	}
 }
@@ -442,8 +446,13 @@ func eventsCommand(a *app) *cobra.Command {
 	return &cobra.Command{
 		Use:   "events",
 		Short: "Follow the node's events until interrupted",
-		Long:  "Print the node's events (order.added, order.removed, deal.updated, ...) as they happen, one per line; with --json, one JSON object per line.",
-		Args:  cobra.NoArgs,
+		Long: `Print the node's events (order.added, order.removed, deal.updated, ...) as
+they happen, one per line; a deal's line comes when its status, payments,
+pending transaction or reason change, with the amounts (paid or earned,
+bytes, settled, refunded). With --json, every event, one JSON object per
+line. A broken stream is resumed where it stopped (Last-Event-ID);
+stream.reset says events may have been missed.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := a.client()
 			if err != nil {
@@ -454,6 +463,7 @@ func eventsCommand(a *app) *cobra.Command {
 				return a.explain(err)
 			}
 			w := cmd.OutOrStdout()
+			var p eventPrinter
 			for ev := range events {
 				if a.json {
 					b, _ := json.Marshal(ev)
@@ -462,7 +472,11 @@ func eventsCommand(a *app) *cobra.Command {
 					}
 					continue
 				}
-				if err := writeString(w, formatEvent(ev)+"\n"); err != nil {
+				line := p.format(ev)
+				if line == "" {
+					continue
+				}
+				if err := writeString(w, line+"\n"); err != nil {
 					return err
 				}
 				if ev.Type == "error" {

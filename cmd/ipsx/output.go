@@ -175,9 +175,12 @@ func formatEvent(ev sdk.Event) string {
 		return s
 	}
 	if ev.Type == "deal.updated" && json.Unmarshal(ev.Data, &d) == nil && d.ID != "" {
-		s := fmt.Sprintf("%s %s %s %s %s", t, ev.Type, shortID(d.ID), d.Status, d.Role)
+		s := fmt.Sprintf("%s %s %s %s %s: %s", t, ev.Type, shortID(d.ID), d.Status, d.Role, dealAmounts(d))
 		if d.Reason != "" {
 			s += " (" + d.Reason + ")"
+		}
+		if d.TxError != "" {
+			s += " [tx error: " + d.TxError + "]"
 		}
 		return s
 	}

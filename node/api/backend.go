@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math/big"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -31,11 +32,14 @@ type Backend interface {
 	Order(ctx context.Context, id common.Hash) (*orderbook.Order, error)
 	// Maker is the node's own address (its orders are q.Maker == Maker()).
 	Maker() common.Address
-	// Subscribe returns a channel of events and a function to stop. The
-	// channel is closed when the subscription ends (stop called, or the
-	// subscriber fell too far behind: then a last event of type
-	// "error" explains).
-	Subscribe() (<-chan sdk.Event, func())
+	// SubscribeFrom returns a channel of events and a function to stop.
+	// With a lastEventID (an Event.ID the client saw last), the events
+	// after it that the backend still holds come first, with none lost
+	// or repeated before the live ones; if it cannot tell that none are
+	// lost, the first event is of type "stream.reset". The channel is
+	// closed when the subscription ends (stop called, or the subscriber
+	// fell too far behind: then a last event of type "error" explains).
+	SubscribeFrom(lastEventID string) (<-chan sdk.Event, func())
 
 	// Wallet reads the node key's token and escrow balances. Without a
 	// chain it returns ErrNoChain.
@@ -66,6 +70,15 @@ type Backend interface {
 	// Reputation returns the node's local records of those providers it
 	// has any for, by address.
 	Reputation(ctx context.Context, providers []common.Address) map[string]sdk.Reputation
+
+	// Health says whether the node is alive and ready, with each check.
+	// It must answer quickly (bounded chain reads) and say nothing
+	// confidential: the route needs no token.
+	Health(ctx context.Context) sdk.Health
+	// LogLevel and SetLogLevel read and change the node's log level at
+	// runtime (ErrNoLogLevel if its logger cannot change).
+	LogLevel(ctx context.Context) (sdk.LogLevel, error)
+	SetLogLevel(ctx context.Context, l slog.Level) (sdk.LogLevel, error)
 
 	// Peers lists the connected peers and their connections.
 	Peers(ctx context.Context) []sdk.Peer

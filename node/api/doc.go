@@ -22,9 +22,13 @@
 //	GET    /v1/deals           the node's deals, newest first, no history → {"deals": [...]}
 //	GET    /v1/deals/{id}      one deal with its history (sdk.Deal)
 //	POST   /v1/deals/{id}/close end a deal from this side (no body or {}) → the deal
-//	GET    /v1/events          server-sent events (order.added, order.removed, deal.updated, error)
+//	GET    /v1/events          server-sent events with ids (order.added, order.removed, deal.updated,
+//	                           stream.reset, error); Last-Event-ID resumes
+//	GET    /v1/log/level       the log level; PUT {"level": "debug"} changes it
 //	GET    /v1/openapi.json    the OpenAPI 3.0 description of all of this
 //	GET    /metrics            Prometheus metrics (with WithMetrics)
+//	GET    /healthz            liveness and readiness, no token (200, or 503 with the failing check)
+//	GET    /ui/                the web dashboard (ui.go), after POST /ui/login with the token
 //
 // Orders are in orderbook's JSON wire form (docs/orders.md), always with
 // their id. Every error is a JSON sdk.Error {"error": "...", "code": "..."}

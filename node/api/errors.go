@@ -61,6 +61,7 @@ var errorMap = []struct {
 	{chain.ErrReceiptTimeout, http.StatusGatewayTimeout, "receipt_timeout"},
 	{chain.ErrNoContract, http.StatusBadGateway, "no_contract"},
 	{ErrBadPeer, http.StatusBadRequest, "bad_peer"},
+	{ErrNoLogLevel, http.StatusNotImplemented, "not_supported"},
 	{ErrUnreachable, http.StatusBadGateway, "unreachable"},
 }
 

@@ -10,20 +10,34 @@ import (
 
 // handleEvents streams the backend's events as server-sent events:
 //
+//	id: <the event's id>
 //	event: <type>
 //	data: <the sdk.Event as one line of JSON>
 //
 // with a comment line every keep-alive interval. The subscription is made
 // before the headers are sent, so a client that has the 200 sees every
-// event published after it. The stream ends when the client goes away, the
-// backend closes the subscription (after a last "error" event if the
-// client fell behind), or the server shuts down.
+// event published after it. A client that reconnects with the
+// Last-Event-ID header (EventSource does; so does the SDK), or the
+// lastEventId query parameter, first gets the events it missed, or a
+// "stream.reset" event if the node no longer holds them all. The stream
+// ends when the client goes away, the backend closes the subscription
+// (after a last "error" event if the client fell behind), or the server
+// shuts down.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r.URL.Query()); err != nil {
+	q := r.URL.Query()
+	if err := checkQuery(q, "lastEventId"); err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	events, stop := s.b.Subscribe()
+	last := r.Header.Get("Last-Event-ID")
+	if v, ok := q["lastEventId"]; ok {
+		last = v[0]
+	}
+	if len(last) > maxEventID {
+		s.fail(w, r, badInput("Last-Event-ID is %d bytes; an event id is at most %d", len(last), maxEventID))
+		return
+	}
+	events, stop := s.b.SubscribeFrom(last)
 	defer stop()
 
 	rc := http.NewResponseController(w)
@@ -45,7 +59,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
-	_, _ = bw.WriteString(": ipsx events\n\n")
+	_, _ = bw.WriteString(": ipsx events\nretry: 1000\n\n")
 	if !push() {
 		return
 	}
@@ -71,15 +85,12 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 				s.log.Error("encode event", "type", ev.Type, "err", err)
 				continue
 			}
-			// The type goes on a line of its own; a newline in it would
-			// end the field early, so it is removed.
-			typ := strings.Map(func(r rune) rune {
-				if r == '\n' || r == '\r' {
-					return -1
-				}
-				return r
-			}, ev.Type)
-			_, _ = bw.WriteString("event: " + typ + "\ndata: ")
+			// The id and the type go on lines of their own; a newline in
+			// them would end the field early, so it is removed.
+			if ev.ID != "" {
+				_, _ = bw.WriteString("id: " + oneLine(ev.ID) + "\n")
+			}
+			_, _ = bw.WriteString("event: " + oneLine(ev.Type) + "\ndata: ")
 			_, _ = bw.Write(data)
 			_, _ = bw.WriteString("\n\n")
 			if !push() {
@@ -87,4 +98,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// maxEventID bounds the Last-Event-ID a client may send.
+const maxEventID = 128
+
+// oneLine removes line breaks, which would end an SSE field early.
+func oneLine(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '\n' || r == '\r' {
+			return -1
+		}
+		return r
+	}, s)
 }

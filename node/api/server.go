@@ -64,13 +64,15 @@ func WithMetricsAuth() Option { return func(c *config) { c.metricsAuth = true } 
 
 // Server serves the local API of one Backend. It is safe for concurrent use.
 type Server struct {
-	b     Backend
-	token [sha256.Size]byte // digest of the token: compared in constant time whatever the length
-	noTok bool
-	cfg   config
-	log   *slog.Logger
-	mux   *http.ServeMux
-	rts   []route
+	b        Backend
+	token    string            // the bearer token (the dashboard's page carries it)
+	tokenSum [sha256.Size]byte // digest of the token: compared in constant time whatever the length
+	uiSess   [sha256.Size]byte // the dashboard's session cookie (ui.go)
+	noTok    bool
+	cfg      config
+	log      *slog.Logger
+	mux      *http.ServeMux
+	rts      []route
 
 	closing   chan struct{} // closed when Serve begins shutting down; ends event streams
 	closeOnce sync.Once
@@ -98,13 +100,15 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		cfg.keepAlive = DefaultKeepAlive
 	}
 	s := &Server{
-		b:       backend,
-		token:   sha256.Sum256([]byte(token)),
-		noTok:   token == "",
-		cfg:     cfg,
-		log:     cfg.log.With("component", "api"),
-		mux:     http.NewServeMux(),
-		closing: make(chan struct{}),
+		b:        backend,
+		token:    token,
+		tokenSum: sha256.Sum256([]byte(token)),
+		uiSess:   uiSession(token),
+		noTok:    token == "",
+		cfg:      cfg,
+		log:      cfg.log.With("component", "api"),
+		mux:      http.NewServeMux(),
+		closing:  make(chan struct{}),
 	}
 	s.rts = []route{
 		{"GET", "/v1/status", true, s.handleStatus},
@@ -128,6 +132,14 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"POST", "/v1/deals/{id}/close", true, s.handleCloseDeal},
 		{"GET", "/v1/peers", true, s.handlePeers},
 		{"POST", "/v1/peers/{peer}/ping", true, s.handlePing},
+		{"GET", "/v1/log/level", true, s.handleLogLevel},
+		{"PUT", "/v1/log/level", true, s.handleSetLogLevel},
+		{"GET", "/healthz", false, s.handleHealth},
+		{"GET", "/ui/", false, s.handleUI},
+		{"GET", "/ui/{file}", false, s.handleUIFile},
+		{"GET", "/ui/login", false, s.handleUILogin},
+		{"POST", "/ui/login", false, s.handleUILoginPost},
+		{"POST", "/ui/logout", false, s.handleUILogout},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{
@@ -267,7 +279,7 @@ func (s *Server) authorized(r *http.Request) bool {
 		return false
 	}
 	got := sha256.Sum256([]byte(strings.TrimSpace(h[len(prefix):])))
-	return subtle.ConstantTimeCompare(got[:], s.token[:]) == 1
+	return subtle.ConstantTimeCompare(got[:], s.tokenSum[:]) == 1
 }
 
 func (s *Server) unauthorized(w http.ResponseWriter) {

@@ -435,13 +435,17 @@ func TestCancel(t *testing.T) {
 // sseReader reads events from an open stream.
 type sseReader struct {
 	sc *bufio.Scanner
+	id string // the id: line of the last event read
 }
 
 func (r *sseReader) next(t *testing.T) (typ string, ev sdk.Event) {
 	t.Helper()
+	r.id = ""
 	for r.sc.Scan() {
 		line := r.sc.Text()
 		switch {
+		case strings.HasPrefix(line, "id: "):
+			r.id = strings.TrimPrefix(line, "id: ")
 		case strings.HasPrefix(line, "event: "):
 			typ = strings.TrimPrefix(line, "event: ")
 		case strings.HasPrefix(line, "data: "):
@@ -456,12 +460,15 @@ func (r *sseReader) next(t *testing.T) (typ string, ev sdk.Event) {
 	return
 }
 
-func openEvents(t *testing.T, c *client) (*sseReader, *http.Response) {
+func openEvents(t *testing.T, c *client, lastEventID ...string) (*sseReader, *http.Response) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	t.Cleanup(cancel)
 	req, _ := http.NewRequestWithContext(ctx, "GET", c.ts.URL+"/v1/events", nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
+	for _, id := range lastEventID {
+		req.Header.Set("Last-Event-ID", id)
+	}
 	resp, err := c.ts.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -502,6 +509,43 @@ func TestEvents(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("no keep-alive")
 		}
+	}
+}
+
+// TestEventsResume: each event carries its id on an id: line; a stream
+// opened with Last-Event-ID gets the events after it first, then live
+// ones; an id the backend does not know gets stream.reset; a huge one is
+// refused.
+func TestEventsResume(t *testing.T) {
+	b := apitest.NewBackend(t)
+	c := newClient(t, b)
+	sse, _ := openEvents(t, c)
+	for i := 0; i < 5; i++ {
+		b.Publish("order.added", map[string]int{"i": i})
+	}
+	var ids []string
+	for i := 0; i < 5; i++ {
+		_, ev := sse.next(t)
+		if sse.id == "" || sse.id != ev.ID {
+			t.Fatalf("event %d: id line %q, event id %q", i, sse.id, ev.ID)
+		}
+		ids = append(ids, sse.id)
+	}
+	resumed, _ := openEvents(t, c, ids[1])
+	b.Publish("order.added", map[string]int{"i": 5})
+	for i := 2; i < 6; i++ {
+		_, ev := resumed.next(t)
+		var got struct{ I int }
+		if json.Unmarshal(ev.Data, &got) != nil || got.I != i {
+			t.Fatalf("resumed event %d: %s", i, ev.Data)
+		}
+	}
+	reset, _ := openEvents(t, c, "nosuch")
+	if typ, _ := reset.next(t); typ != "stream.reset" {
+		t.Fatalf("unknown id: first event %q", typ)
+	}
+	if status, body := c.do("GET", "/v1/events", "", "Last-Event-ID", strings.Repeat("x", 200)); status != 400 {
+		t.Fatalf("huge Last-Event-ID: %d %s", status, body)
 	}
 }
 

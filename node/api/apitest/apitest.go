@@ -9,9 +9,11 @@ import (
 	"crypto/ecdsa"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -38,13 +40,17 @@ type Backend struct {
 	Balances orderbook.BalanceView
 	started  time.Time
 
-	mu    sync.Mutex // guards subs, next, nonce, deals, peers, rep
+	mu    sync.Mutex // guards subs, log, next, nonce, deals, peers, rep, health, level
 	subs  map[int]chan sdk.Event
+	log   []sdk.Event // every event published, for SubscribeFrom
 	next  int
 	nonce uint64
 	deals []sdk.Deal // in the order put; listed newest first
 	peers []sdk.Peer
 	rep   map[common.Address]sdk.Reputation
+	// health and level answer Health and LogLevel.
+	health *sdk.Health
+	level  slog.Level
 }
 
 var _ api.Backend = (*Backend)(nil)
@@ -193,12 +199,29 @@ func (b *Backend) Order(ctx context.Context, id common.Hash) (*orderbook.Order, 
 
 // Subscribe hands out a channel of 64 events; a subscriber that falls
 // behind gets a last "error" event and is dropped, as the node does.
-func (b *Backend) Subscribe() (<-chan sdk.Event, func()) {
+func (b *Backend) Subscribe() (<-chan sdk.Event, func()) { return b.SubscribeFrom("") }
+
+// SubscribeFrom is Subscribe that first replays the events after
+// lastEventID ("t-<n>": the backend keeps them all), or a stream.reset
+// event for an id it never gave.
+func (b *Backend) SubscribeFrom(lastEventID string) (<-chan sdk.Event, func()) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	id := b.next
 	b.next++
-	ch := make(chan sdk.Event, 64)
+	var replay []sdk.Event
+	if lastEventID != "" {
+		n, err := strconv.Atoi(strings.TrimPrefix(lastEventID, "t-"))
+		if !strings.HasPrefix(lastEventID, "t-") || err != nil || n < 0 || n > len(b.log) {
+			replay = []sdk.Event{{Type: "stream.reset", Time: time.Now().UTC(), Data: json.RawMessage(`{"error":"unknown event id"}`)}}
+		} else {
+			replay = append(replay, b.log[n:]...)
+		}
+	}
+	ch := make(chan sdk.Event, 64+len(replay))
+	for _, ev := range replay {
+		ch <- ev
+	}
 	b.subs[id] = ch
 	return ch, func() {
 		b.mu.Lock()
@@ -220,9 +243,10 @@ func (b *Backend) Subscribers() int {
 // Publish sends an event to every subscriber.
 func (b *Backend) Publish(typ string, data any) {
 	raw, _ := json.Marshal(data)
-	ev := sdk.Event{Type: typ, Time: time.Now().UTC(), Data: raw}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	ev := sdk.Event{ID: "t-" + strconv.Itoa(len(b.log)+1), Type: typ, Time: time.Now().UTC(), Data: raw}
+	b.log = append(b.log, ev)
 	for id, ch := range b.subs {
 		if len(ch) >= cap(ch)-1 {
 			ch <- sdk.Event{Type: "error", Time: ev.Time, Data: json.RawMessage(`{"error":"subscriber too slow"}`)}
@@ -487,4 +511,36 @@ func (b *Backend) Reputation(_ context.Context, providers []common.Address) map[
 		}
 	}
 	return out
+}
+
+// SetHealth sets what Health answers (default: live and ready, with the
+// three checks passing).
+func (b *Backend) SetHealth(h sdk.Health) {
+	b.mu.Lock()
+	b.health = &h
+	b.mu.Unlock()
+}
+
+func (b *Backend) Health(context.Context) sdk.Health {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.health != nil {
+		return *b.health
+	}
+	return sdk.Health{Live: true, Ready: true, Checks: []sdk.HealthCheck{
+		{Name: "database", OK: true}, {Name: "chain", OK: true}, {Name: "shards", OK: true}}}
+}
+
+// LogLevel and SetLogLevel keep a level, info at first.
+func (b *Backend) LogLevel(context.Context) (sdk.LogLevel, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return sdk.LogLevel{Level: api.LevelName(b.level)}, nil
+}
+
+func (b *Backend) SetLogLevel(_ context.Context, l slog.Level) (sdk.LogLevel, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.level = l
+	return sdk.LogLevel{Level: api.LevelName(l)}, nil
 }
