@@ -188,7 +188,7 @@ func TestEventsPrintsDeals(t *testing.T) {
 	d := c.b.ActiveDeal(common.HexToHash("0x5555666600000000000000000000000000000000000000000000000000000001"))
 	c.b.PutDeal(d)
 	awaitCond(t, "the deal event", func() bool { return strings.Contains(out.String(), "\n") })
-	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester: paid 2500 base units, 1.0 MB\n") {
+	if got := out.String(); !strings.HasSuffix(got, " deal.updated 0x55556666 active requester: paid 0.0000000000000025 tok, 1.0 MB\n") {
 		t.Fatalf("events printed %q", got)
 	}
 	// Only the byte count changes: nothing printed. A new voucher, then
