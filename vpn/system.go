@@ -317,6 +317,21 @@ func (s *system) undo(kill bool) error {
 	return err
 }
 
+// undoKeepKill undoes all but the kill switch and leaves the state file
+// recording the kill switch alone.
+func (s *system) undoKeepKill() error {
+	err := undoRecord(&s.rec, s.ran, false)
+	var kept []step
+	for _, st := range s.rec.Steps[:s.ran] {
+		if st.Kill {
+			kept = append(kept, st)
+		}
+	}
+	rec := s.rec
+	rec.Steps, rec.Files = kept, nil
+	return errors.Join(err, writeState(s.path, rec))
+}
+
 // undoRecord undoes the first ran steps of rec and its files. Without
 // kill the kill switch's steps stay.
 func undoRecord(rec *stateRecord, ran int, kill bool) error {

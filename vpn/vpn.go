@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.zx2c4.com/wireguard/tun"
@@ -230,6 +231,8 @@ type VPN struct {
 	log    *slog.Logger
 	newDev func(name string, mtu int) (tun.Device, error)
 
+	keepKill atomic.Bool
+
 	mu      sync.Mutex
 	state   State
 	since   time.Time
@@ -280,6 +283,13 @@ func New(cfg Config, d Dialer, opts ...Option) (*VPN, error) {
 	v.log = v.log.With("component", "vpn")
 	return v, nil
 }
+
+// KeepKillSwitch says whether the end of Run leaves the kill switch armed
+// (recorded in the state file for a later Recover) instead of removing it
+// with the rest: for a node that stops with its VPN still up, as opposed
+// to one taking its VPN down. It may be called at any time before Run
+// ends; the default is to remove it.
+func (v *VPN) KeepKillSwitch(keep bool) { v.keepKill.Store(keep) }
 
 // Config returns the configuration with its defaults filled in.
 func (v *VPN) Config() Config { return v.cfg }
@@ -351,7 +361,11 @@ func (v *VPN) Run(ctx context.Context, ready func()) (err error) {
 	// and the stack.
 	var undoErr error
 	if sys != nil {
-		undoErr = sys.undo(true)
+		if v.keepKill.Load() && v.cfg.KillSwitch {
+			undoErr = sys.undoKeepKill()
+		} else {
+			undoErr = sys.undo(true)
+		}
 	}
 	cancel()
 	fs.close()

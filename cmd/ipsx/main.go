@@ -96,6 +96,7 @@ the config file, then the default.`,
 		pingCommand(a),
 		eventsCommand(a),
 		proxyCommand(a),
+		vpnCommand(a),
 		versionCommand(a),
 	)
 	root.AddCommand(nodeCommands(a)...)

@@ -62,6 +62,10 @@ var errorMap = []struct {
 	{chain.ErrNoContract, http.StatusBadGateway, "no_contract"},
 	{ErrBadPeer, http.StatusBadRequest, "bad_peer"},
 	{ErrUnreachable, http.StatusBadGateway, "unreachable"},
+	{ErrVPNParams, http.StatusBadRequest, "malformed"},
+	{ErrVPNBusy, http.StatusConflict, "vpn_busy"},
+	{ErrVPNFailed, http.StatusBadGateway, "vpn_failed"},
+	{errNoVPN, http.StatusNotImplemented, "not_implemented"},
 }
 
 // StatusOf returns the HTTP status and code the API answers err with.

@@ -126,6 +126,9 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"POST", "/v1/deals/{id}/close", true, s.handleCloseDeal},
 		{"GET", "/v1/peers", true, s.handlePeers},
 		{"POST", "/v1/peers/{peer}/ping", true, s.handlePing},
+		{"GET", "/v1/vpn", true, s.handleVPN},
+		{"POST", "/v1/vpn/up", true, s.handleVPNUp},
+		{"POST", "/v1/vpn/down", true, s.handleVPNDown},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{
