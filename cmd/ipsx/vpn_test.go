@@ -63,6 +63,14 @@ func vpnRole(role string) int {
 		err = vpnTargets(ctx)
 	case "udpask":
 		err = udpAsk(os.Getenv("IPSX_VPN_TO"), os.Getenv("IPSX_VPN_MSG"))
+	case "benchtarget":
+		err = benchTarget()
+	case "benchclient":
+		err = benchClient()
+	case "wg":
+		err = wgPeer()
+	case "vpnstack":
+		err = vpnStack(ctx)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -267,16 +275,7 @@ func startRole(t *testing.T, ns *netns.NS, role string, env ...string) *roleProc
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			_, _ = p.out.Write([]byte(sc.Text() + "\n"))
-			select {
-			case p.lines <- sc.Text():
-			default:
-			}
-		}
-	}()
+	go p.scan(stdout)
 	t.Cleanup(func() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
@@ -285,6 +284,18 @@ func startRole(t *testing.T, ns *netns.NS, role string, env ...string) *roleProc
 		}
 	})
 	return p
+}
+
+// scan keeps the lines of r.
+func (p *roleProc) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		_, _ = p.out.Write([]byte(sc.Text() + "\n"))
+		select {
+		case p.lines <- sc.Text():
+		default:
+		}
+	}
 }
 
 // next waits for the process's next line starting with prefix.
