@@ -228,19 +228,29 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 }
 
 // dealCarriesUDP reports whether a provider's deal may carry UDP flows:
-// its offer lists udp. An offer the node no longer has (its book dropped
-// it after it expired) is taken to, since the exit policy still applies
-// to every flow.
+// its offer lists udp. The deal's offer version is often gone from the
+// book (the deal took its IP, and a version with fewer superseded it);
+// then every own offer series must list udp (versions keep their
+// series' protocols), else UDP is refused.
 func (n *Node) dealCarriesUDP(id common.Hash) bool {
 	r, ok := n.dealRecord(id)
 	if !ok {
 		return false
 	}
-	o, err := n.book.Get(r.Deal.Terms.OfferID)
-	if err != nil {
-		return true
+	if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
+		return o.Protocols.Has(orderbook.ProtoUDP)
 	}
-	return o.Protocols.Has(orderbook.ProtoUDP)
+	n.offerMu.Lock()
+	defer n.offerMu.Unlock()
+	if len(n.lastOffer) == 0 {
+		return false
+	}
+	for _, o := range n.lastOffer {
+		if !o.Protocols.Has(orderbook.ProtoUDP) {
+			return false
+		}
+	}
+	return true
 }
 
 // awaitsPayment reports whether a provider's deal in status st may still
