@@ -40,13 +40,14 @@ test: tools ## vet, then every test with the race detector, in random order
 	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 
 .PHONY: bench
-bench: ## benchmarks: signature verification, propagation, deal set-up, matching, gas, tunnel
+bench: ## benchmarks: signature verification, propagation, deal set-up, matching, gas, tunnel, VPN vs wireguard-go (as root)
 	$(GO) test -run '^$$' -bench 'VerifyVsEcrecover' -benchtime 20000x ./orderbook/
 	$(GO) test -run '^$$' -bench 'Propagation30|DealSetup' -benchtime 1x ./testnet/
 	$(GO) test -run '^$$' -bench 'Match100k' -benchtime 3x ./matching/
 	$(GO) test -run '^$$' -bench 'Gas' -benchtime 1x ./chain/
 	$(GO) test -run '^$$' -bench 'TunnelThroughput' ./tunnel/
 	$(GO) test -run '^$$' -bench 'TunnelVsSSH' -benchtime 1x -timeout 20m ./testnet/
+	$(GO) test -run '^$$' -bench '^BenchmarkVPN$$' -benchtime 1x -timeout 10m ./cmd/ipsx/
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -52,7 +52,8 @@ type tunnels struct {
 	flows    map[peer.ID]chan struct{} // requester: open tunnel streams per provider (a semaphore)
 	socksLn  net.Listener
 	httpLn   net.Listener
-	auth     *proxyAuth // nil with --no-proxy-auth
+	auth     *proxyAuth  // nil with --no-proxy-auth
+	vpn      *vpnService // the requester's VPN (vpn.go)
 }
 
 // stickyBind is a sticky session's deal, kept until the session's
@@ -94,6 +95,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 		return err
 	}
 	n.tun = t
+	t.vpn = newVPNService(n)
 	_ = n.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(keyDealCountry)})
 		defer it.Close()
@@ -221,7 +223,36 @@ func (n *Node) authorizeTunnel(ctx context.Context, h tunnel.Header) (tunnel.Gra
 	if perm.Peer != addr {
 		return tunnel.Grant{}, fmt.Errorf("%w: %s is not the requester of %s", tunnel.ErrUnauthorized, addr.Hex(), h.DealID.Hex())
 	}
+	if h.Flow == tunnel.FlowUDP && !n.dealCarriesUDP(h.DealID) {
+		return tunnel.Grant{}, fmt.Errorf("%w: udp: the deal's offer carries tcp only", tunnel.ErrNotAllowed)
+	}
 	return tunnel.Grant{Egress: n.egressFor(h.DealID), Meter: n.meterFor(h.DealID)}, nil
+}
+
+// dealCarriesUDP reports whether a provider's deal may carry UDP flows:
+// its offer lists udp. The deal's offer version is often gone from the
+// book (the deal took its IP, and a version with fewer superseded it);
+// then every own offer series must list udp (versions keep their
+// series' protocols), else UDP is refused.
+func (n *Node) dealCarriesUDP(id common.Hash) bool {
+	r, ok := n.dealRecord(id)
+	if !ok {
+		return false
+	}
+	if o, err := n.book.Get(r.Deal.Terms.OfferID); err == nil {
+		return o.Protocols.Has(orderbook.ProtoUDP)
+	}
+	n.offerMu.Lock()
+	defer n.offerMu.Unlock()
+	if len(n.lastOffer) == 0 {
+		return false
+	}
+	for _, o := range n.lastOffer {
+		if !o.Protocols.Has(orderbook.ProtoUDP) {
+			return false
+		}
+	}
+	return true
 }
 
 // awaitsPayment reports whether a provider's deal in status st may still
@@ -508,6 +539,12 @@ func (r nodeRouter) CheckRoute(ctx context.Context, rt tunnel.Route) error {
 	return r.n.checkRoute(ctx, rt)
 }
 
+// RouteUDP makes nodeRouter a tunnel.UDPRouter: SOCKS5 UDP ASSOCIATE's
+// flows go as UDP tunnel flows, picked and metered as connections are.
+func (r nodeRouter) RouteUDP(ctx context.Context, rt tunnel.Route, target string) (net.Conn, error) {
+	return r.n.routeFlow(ctx, rt, target, tunnel.FlowUDP)
+}
+
 // checkRoute refuses, right after a proxy client authenticated, a route
 // that nothing can serve: no active deal matches it and no offer in the
 // node's book does, in a shard the node follows and has synced (else it
@@ -583,6 +620,11 @@ func (n *Node) dealsFor(r tunnel.Route) []common.Hash {
 // provider, and meter the connection for the deal and for the credential
 // that asked (tunnel.CredentialOf).
 func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (net.Conn, error) {
+	return n.routeFlow(ctx, r, target, tunnel.FlowTCP)
+}
+
+// routeFlow is routeTunnel for a flow of either type.
+func (n *Node) routeFlow(ctx context.Context, r tunnel.Route, target string, flow tunnel.Flow) (net.Conn, error) {
 	cred := tunnel.CredentialOf(ctx)
 	id, err := n.pickDeal(r, cred)
 	if err != nil && n.o.autoBuy != nil {
@@ -591,6 +633,16 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if err != nil {
 		return nil, err
 	}
+	c, err := n.dealFlow(ctx, id, r.Session, target, flow, cred)
+	if err != nil {
+		return nil, err // not a nil *meteredConn in a non-nil net.Conn
+	}
+	return c, nil
+}
+
+// dealFlow opens one flow of deal id to target and meters it for the deal
+// and the credential cred ("" for none).
+func (n *Node) dealFlow(ctx context.Context, id common.Hash, session, target string, flow tunnel.Flow, cred string) (*meteredConn, error) {
 	rec, ok := n.dealRecord(id)
 	if !ok {
 		return nil, fmt.Errorf("%w: deal %s is gone", tunnel.ErrNoRoute, id.Hex())
@@ -603,7 +655,7 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if err != nil {
 		return nil, err
 	}
-	c, err := n.openTunnel(ctx, pid, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: r.Session})
+	c, err := n.openTunnel(ctx, pid, tunnel.Header{DealID: id, Time: time.Now(), Target: target, Session: session, Flow: flow})
 	if err != nil {
 		release()
 		return nil, err
@@ -621,7 +673,7 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 	if ib := n.deals.IntervalBytes(); ib >= 4 {
 		step = ib / 4
 	}
-	mc := &meteredConn{Conn: c, m: m, step: step, kick: n.kickUsage, release: release, obs: n.metrics.requesterFlow()}
+	mc := &meteredConn{flowConn: c, deal: id, m: m, step: step, kick: n.kickUsage, release: release, obs: n.metrics.requesterFlow()}
 	if a := n.tun.auth; a != nil && cred != "" {
 		price := rec.Deal.Terms.PricePerGB
 		mc.spent = func(bytes uint64) { a.spend(cred, bytesCost(bytes, price)) }
@@ -718,7 +770,7 @@ func (n *Node) flowSlot(ctx context.Context, pid peer.ID) (release func(), err e
 // its way (or the provider's clock has not reached the deal's start yet),
 // or the last one is used up. The requester reports its usage at once
 // (which renews the voucher) and tries again for a while.
-func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*tunnel.Conn, error) {
+func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (flowConn, error) {
 	deadline := time.Now().Add(openPaidWait)
 	if err := n.connect(ctx, pid); err != nil {
 		return nil, fmt.Errorf("%w: %w", tunnel.ErrNoRoute, err)
@@ -728,7 +780,12 @@ func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (*t
 		if err != nil {
 			return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
 		}
-		c, err := tunnel.OpenStream(ctx, s, h)
+		var c flowConn
+		if h.Flow == tunnel.FlowUDP {
+			c, err = tunnel.OpenUDP(ctx, s, h)
+		} else {
+			c, err = tunnel.OpenStream(ctx, s, h)
+		}
 		if err == nil {
 			return c, nil
 		}
@@ -791,10 +848,20 @@ func (n *Node) pickDeal(r tunnel.Route, cred string) (common.Hash, error) {
 // lifetime.
 const maxSessions = 10_000
 
+// flowConn is an open tunnel flow: a *tunnel.Conn (TCP) or a
+// *tunnel.PacketConn (UDP, one datagram per Read and Write).
+type flowConn interface {
+	net.Conn
+	CloseWrite() error
+	Reset() error
+	Entry() tunnel.LogEntry
+}
+
 // meteredConn counts a tunnel connection's bytes for its deal and appends
 // it to the deal's connection log when it closes.
 type meteredConn struct {
-	*tunnel.Conn
+	flowConn
+	deal common.Hash
 	m    *requesterMeter
 	once sync.Once
 	// Every step bytes the usage reporter is woken, so the next voucher
@@ -821,30 +888,33 @@ func (c *meteredConn) count(k int) {
 }
 
 func (c *meteredConn) Read(p []byte) (int, error) {
-	k, err := c.Conn.Read(p)
+	k, err := c.flowConn.Read(p)
 	c.count(k)
 	c.obs.down(k)
 	return k, err
 }
 
 func (c *meteredConn) Write(p []byte) (int, error) {
-	k, err := c.Conn.Write(p)
+	k, err := c.flowConn.Write(p)
 	c.count(k)
 	c.obs.up(k)
 	return k, err
 }
 
+// Deal names the deal the flow runs under (the VPN's status shows it).
+func (c *meteredConn) Deal() string { return c.deal.Hex() }
+
 func (c *meteredConn) Close() error {
 	c.once.Do(func() {
 		c.m.mu.Lock()
-		_, _, _ = c.m.log.Append(c.Conn.Entry())
+		_, _, _ = c.m.log.Append(c.flowConn.Entry())
 		c.m.mu.Unlock()
 		if c.spent != nil {
 			c.spent(c.n.Load())
 		}
 		c.obs.end()
 	})
-	err := c.Conn.Close()
+	err := c.flowConn.Close()
 	c.release()
 	return err
 }

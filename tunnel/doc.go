@@ -1,10 +1,11 @@
-// Package tunnel carries a requester's proxied TCP connections out through a
-// provider's IP.
+// Package tunnel carries a requester's proxied TCP connections and UDP
+// flows out through a provider's IP.
 //
 // It owns four things:
 //
 //   - the requester front-ends: a SOCKS5 server (RFC 1928 CONNECT with remote
-//     name resolution, i.e. socks5h, and RFC 1929 username/password) and an
+//     name resolution, i.e. socks5h, UDP ASSOCIATE over UDP flows for a
+//     [UDPRouter], and RFC 1929 username/password) and an
 //     HTTP proxy (CONNECT and absolute-URI forwarding of plain http://), both
 //     meant for loopback, both handing every connection to a [Router];
 //     and their front door: credentials ([Authenticator], [Passwords],
@@ -17,7 +18,9 @@
 //   - the tunnel stream protocol /ipsx/tunnel/1.0.0 ([ProtocolID]): a bounded
 //     binary [Header] (deal id, time, target host:port, session), a status
 //     reply, then raw bytes both ways with half-close; [OpenStream] is the
-//     requester's end and [Exit.ServeStream] the provider's;
+//     requester's end and [Exit.ServeStream] the provider's; and its UDP
+//     flow type (a version 2 header with [FlowUDP], then datagram frames,
+//     see datagram.go; [OpenUDP], [PacketConn]);
 //   - the provider's exit [Policy], checked on the resolved address inside
 //     net.Dialer's Control hook, just before connect(2), so a name that
 //     resolves (or re-resolves, as in DNS rebinding) to a forbidden address is

@@ -19,7 +19,8 @@ const ProtocolID = "/ipsx/tunnel/1.0.0"
 
 // Wire format of /ipsx/tunnel/1.0.0. All integers are big-endian.
 //
-// The requester opens the stream and writes a header frame:
+// The requester opens the stream and writes a header frame. A TCP flow's
+// is version 1, as it always was:
 //
 //	version  uint8   = 1
 //	length   uint16  number of body bytes that follow, at most MaxHeaderSize
@@ -35,6 +36,21 @@ const ProtocolID = "/ipsx/tunnel/1.0.0"
 //	  sessLen  uint8     0..64
 //	  session  [sessLen] [A-Za-z0-9_], the sticky-session id, may be empty
 //
+// Any other flow type (UDP) is version 2, whose body is one flow byte
+// followed by a version 1 body:
+//
+//	version  uint8   = 2
+//	length   uint16  1 + the version 1 body's length
+//	body:
+//	  flow     uint8     a Flow other than FlowTCP (which is always version 1,
+//	                     so that every header has exactly one encoding and a
+//	                     provider from before flow types serves TCP as ever)
+//	  ...      the version 1 body
+//
+// A provider that knows no version 2 answers it as a malformed header
+// (StatusBadRequest); one that knows version 2 but not the flow answers
+// StatusBadRequest too.
+//
 // The body must be consumed exactly; anything else is a bad request. The
 // provider answers with a status frame:
 //
@@ -43,12 +59,17 @@ const ProtocolID = "/ipsx/tunnel/1.0.0"
 //	msgLen   uint8
 //	msg      [msgLen] printable ASCII detail (e.g. the policy rule), may be empty
 //
-// After StatusOK both directions carry raw bytes; each side half-closes its
-// write direction (CloseWrite) when its source reaches EOF, and the stream
-// is done when both directions are. Any other status is followed by the
-// provider closing the stream.
+// After StatusOK a TCP flow's stream carries raw bytes both ways; each
+// side half-closes its write direction (CloseWrite) when its source
+// reaches EOF, and the stream is done when both directions are. A UDP
+// flow's carries datagram frames both ways (see [ReadDatagram]) until
+// either side closes it. Any other status is followed by the provider
+// closing the stream.
 const (
 	headerVersion = 1
+	// headerVersionFlow is the header of a flow other than TCP; status
+	// frames stay version 1 whatever the flow.
+	headerVersionFlow = 2
 	// MaxHeaderSize bounds a header body; the largest valid one is 361 bytes.
 	MaxHeaderSize = 512
 
@@ -61,12 +82,47 @@ const (
 // ErrMalformedHeader is wrapped by every header and status decoding error.
 var ErrMalformedHeader = fmt.Errorf("%w: malformed tunnel header", ErrBadRequest)
 
+// Flow is what a tunnel stream carries. The numeric values are on the
+// wire; never renumber them.
+type Flow uint8
+
+const (
+	// FlowTCP is a TCP connection's byte stream (header version 1).
+	FlowTCP Flow = 0
+	// FlowUDP is a UDP flow: datagrams between the requester's socket and
+	// one target host:port, framed on the stream, with a NAT-style idle
+	// timeout at both ends.
+	FlowUDP Flow = 1
+	flowMax      = FlowUDP
+)
+
+func (f Flow) String() string {
+	switch f {
+	case FlowTCP:
+		return "tcp"
+	case FlowUDP:
+		return "udp"
+	}
+	return fmt.Sprintf("flow(%d)", uint8(f))
+}
+
 // Header opens a tunnel stream.
 type Header struct {
 	DealID  common.Hash
 	Time    time.Time // millisecond precision on the wire
 	Target  string    // host:port, host unresolved
 	Session string    // sticky-session id from the route, may be empty
+	Flow    Flow      // FlowTCP (the zero value) or FlowUDP
+}
+
+// LogTarget is the target as the connection log records it: host:port
+// for a TCP flow, as it always was, and "udp/host:port" for a UDP flow, so
+// that the co-signed log tells the two apart.
+func (h Header) LogTarget() string {
+	if h.Flow == FlowTCP {
+		return h.Target
+	}
+	return h.Flow.String() + "/" + h.Target
 }
 
 // MarshalBinary returns the header frame.
@@ -85,10 +141,19 @@ func (h Header) MarshalBinary() ([]byte, error) {
 	if ms < 0 {
 		return nil, fmt.Errorf("%w: time before 1970", ErrBadRequest)
 	}
+	if h.Flow > flowMax {
+		return nil, fmt.Errorf("%w: %s", ErrBadRequest, h.Flow)
+	}
 	n := headerFixed + len(host) + len(h.Session)
-	b := make([]byte, 0, 3+n)
-	b = append(b, headerVersion)
-	b = binary.BigEndian.AppendUint16(b, uint16(n))
+	b := make([]byte, 0, 4+n)
+	if h.Flow == FlowTCP {
+		b = append(b, headerVersion)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	} else {
+		b = append(b, headerVersionFlow)
+		b = binary.BigEndian.AppendUint16(b, uint16(n+1))
+		b = append(b, byte(h.Flow))
+	}
 	b = append(b, h.DealID[:]...)
 	b = binary.BigEndian.AppendUint64(b, uint64(ms))
 	b = append(b, byte(len(host)))
@@ -106,18 +171,36 @@ func ReadHeader(r io.Reader) (Header, error) {
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		return Header{}, fmt.Errorf("%w: %v", ErrMalformedHeader, err)
 	}
-	if pre[0] != headerVersion {
+	extra := 0
+	switch pre[0] {
+	case headerVersion:
+	case headerVersionFlow:
+		extra = 1
+	default:
 		return Header{}, fmt.Errorf("%w: version %d", ErrMalformedHeader, pre[0])
 	}
 	n := int(binary.BigEndian.Uint16(pre[1:]))
-	if n > MaxHeaderSize || n < headerFixed+1 {
+	if n > MaxHeaderSize+extra || n < headerFixed+1+extra {
 		return Header{}, fmt.Errorf("%w: length %d", ErrMalformedHeader, n)
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(r, body); err != nil {
 		return Header{}, fmt.Errorf("%w: %v", ErrMalformedHeader, err)
 	}
-	return parseHeaderBody(body)
+	flow := FlowTCP
+	if extra == 1 {
+		flow = Flow(body[0])
+		if flow == FlowTCP || flow > flowMax {
+			return Header{}, fmt.Errorf("%w: %s in a version %d header", ErrMalformedHeader, flow, pre[0])
+		}
+		body = body[1:]
+	}
+	h, err := parseHeaderBody(body)
+	if err != nil {
+		return Header{}, err
+	}
+	h.Flow = flow
+	return h, nil
 }
 
 // UnmarshalHeader parses a complete header frame; trailing bytes are an

@@ -75,7 +75,8 @@ func TestDecodeHeaderRejects(t *testing.T) {
 	cases := map[string][]byte{
 		"empty":         {},
 		"short":         good[:10],
-		"version":       mut(func(b []byte) []byte { b[0] = 2; return b }),
+		"version":       mut(func(b []byte) []byte { b[0] = 3; return b }),
+		"version 2 tcp": mut(func(b []byte) []byte { b[0] = 2; return b }),
 		"length big":    mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[1:], MaxHeaderSize+1); return b }),
 		"length short":  mut(func(b []byte) []byte { binary.BigEndian.PutUint16(b[1:], 10); return b[:13] }),
 		"trailing":      append(bytes.Clone(good), 0),
@@ -178,6 +179,7 @@ func FuzzDecodeHeader(f *testing.F) {
 		{DealID: testDeal, Time: time.UnixMilli(1), Target: "example.com:443", Session: "abc"},
 		{Time: time.UnixMilli(1 << 40), Target: "[::1]:80"},
 		{Target: "10.0.0.1:25"},
+		{DealID: testDeal, Time: time.UnixMilli(1), Target: "1.1.1.1:53", Flow: FlowUDP},
 	} {
 		b, _ := h.MarshalBinary()
 		f.Add(b)

@@ -235,6 +235,21 @@ func (m *Meter) grant(ctx context.Context, n int, up bool) (int, error) {
 	}
 }
 
+// grantAll waits until n bytes are granted in one direction, for a
+// datagram that goes whole or not at all; on an error nothing stays
+// reserved. The caller reports the n bytes with delivered.
+func (m *Meter) grantAll(ctx context.Context, n int, up bool) error {
+	for got := 0; got < n; {
+		k, err := m.grant(ctx, n-got, up)
+		if err != nil {
+			m.release(uint64(got))
+			return err
+		}
+		got += k
+	}
+	return nil
+}
+
 // release returns reserved bytes that were not delivered.
 func (m *Meter) release(k uint64) {
 	m.mu.Lock()

@@ -40,7 +40,7 @@ var (
 	ErrDestDenyList      error = &ruleError{"deny list"}
 	ErrDestPort          error = &ruleError{"port"}
 	ErrDestNumericHost   error = &ruleError{"non-canonical numeric host"}
-	ErrDestNetwork       error = &ruleError{"network (only tcp)"}
+	ErrDestNetwork       error = &ruleError{"network (only tcp and udp)"}
 )
 
 // embedding says where an IPv6 range carries an IPv4 address that has to
@@ -115,7 +115,8 @@ var torRejectPorts = []PortRange{
 	{4661, 4666}, {6346, 6429}, {6699, 6699}, {6881, 6999},
 }
 
-// PortRange is an inclusive range of TCP ports; Lo ≥ 1.
+// PortRange is an inclusive range of ports; Lo ≥ 1. The port rules are
+// the same for TCP and UDP flows.
 type PortRange struct{ Lo, Hi uint16 }
 
 func (r PortRange) contains(p uint16) bool { return r.Lo <= p && p <= r.Hi }
@@ -380,6 +381,14 @@ func validHostname(h string) bool {
 // right before connect(2). Use it through [Policy.DialContext], which also
 // refuses bad ports and numeric spellings before resolving.
 func (p *Policy) Dialer(egress netip.Addr) *net.Dialer {
+	return p.dialer(egress, "tcp")
+}
+
+// dialer is Dialer for network "tcp…" or "udp…": the source address is a
+// *net.TCPAddr or a *net.UDPAddr to match (net.Dialer wants the kind of
+// the network). The Control hook runs for a UDP socket's connect(2) as
+// for TCP's.
+func (p *Policy) dialer(egress netip.Addr, network string) *net.Dialer {
 	d := &net.Dialer{
 		Timeout: p.cfg.DialTimeout,
 		ControlContext: func(_ context.Context, _, address string, _ syscall.RawConn) error {
@@ -397,16 +406,21 @@ func (p *Policy) Dialer(egress netip.Addr) *net.Dialer {
 		},
 	}
 	if egress.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: egress.AsSlice(), Zone: egress.Zone()}
+		if strings.HasPrefix(network, "udp") {
+			d.LocalAddr = &net.UDPAddr{IP: egress.AsSlice(), Zone: egress.Zone()}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: egress.AsSlice(), Zone: egress.Zone()}
+		}
 	}
 	return d
 }
 
 // DialContext resolves address (host:port), checks the policy and connects
-// from egress. Only TCP networks are served.
+// from egress. TCP and UDP networks are served; a UDP "connection" is a
+// connected socket that takes datagrams from address only.
 func (p *Policy) DialContext(ctx context.Context, egress netip.Addr, network, address string) (net.Conn, error) {
 	switch network {
-	case "tcp", "tcp4", "tcp6":
+	case "tcp", "tcp4", "tcp6", "udp", "udp4", "udp6":
 	default:
 		return nil, fmt.Errorf("%w: %q", ErrDestNetwork, network)
 	}
@@ -424,7 +438,7 @@ func (p *Policy) DialContext(ctx context.Context, egress netip.Addr, network, ad
 	} else if err := p.CheckHost(host, egress); err != nil {
 		return nil, err
 	}
-	return p.Dialer(egress).DialContext(ctx, network, address)
+	return p.dialer(egress, network).DialContext(ctx, network, address)
 }
 
 // splitTarget splits host:port strictly: a decimal port 1..65535 without

@@ -299,8 +299,18 @@ func TestPolicyErrorNamesRule(t *testing.T) {
 	if StatusOf(err) != StatusNotAllowed {
 		t.Fatalf("status %v", StatusOf(err))
 	}
-	if _, err := p.DialContext(context.Background(), netip.Addr{}, "udp", "93.184.215.14:53"); !errors.Is(err, ErrDestNetwork) {
-		t.Fatalf("udp: %v", err)
+	for _, network := range []string{"ip4", "unix", "udpx"} {
+		if _, err := p.DialContext(context.Background(), netip.Addr{}, network, "93.184.215.14:53"); !errors.Is(err, ErrDestNetwork) {
+			t.Fatalf("%s: %v", network, err)
+		}
+	}
+	// UDP goes through the same rules, on the resolved address.
+	_, err = p.DialContext(context.Background(), netip.Addr{}, "udp", "169.254.169.254:53")
+	if got, want := fmt.Sprint(err), "tunnel: destination not allowed: link-local: 169.254.169.254:53"; got != want {
+		t.Fatalf("udp: error %q, want %q", got, want)
+	}
+	if _, err := p.DialContext(context.Background(), netip.Addr{}, "udp", "93.184.215.14:137"); !errors.Is(err, ErrDestPort) {
+		t.Fatalf("udp to a rejected port: %v", err)
 	}
 	for _, bad := range []string{"93.184.215.14", "93.184.215.14:080", "93.184.215.14:+80", "93.184.215.14:65536", ":80", "exa mple.com:80"} {
 		if _, err := p.DialContext(context.Background(), netip.Addr{}, "tcp", bad); !errors.Is(err, ErrBadRequest) {

@@ -61,6 +61,7 @@ type proxyConfig struct {
 	connectTimeout   time.Duration
 	idleTimeout      time.Duration
 	tunnelIdle       time.Duration
+	udpIdle          time.Duration
 	logger           *slog.Logger
 	observer         Observer // nil: nobody is told
 	name             string   // "socks" or "http", for the observer
@@ -72,6 +73,7 @@ func newProxyConfig(opts []ProxyOption) proxyConfig {
 		connectTimeout:   DefaultConnectTimeout,
 		idleTimeout:      DefaultIdleTimeout,
 		tunnelIdle:       DefaultTunnelIdleTimeout,
+		udpIdle:          DefaultUDPIdleTimeout,
 		logger:           slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {

@@ -14,15 +14,16 @@ import (
 
 // SOCKS5 constants (RFC 1928, RFC 1929).
 const (
-	socksVersion      = 0x05
-	socksAuthNone     = 0x00
-	socksAuthPassword = 0x02
-	socksAuthNoneOK   = 0xff
-	socksAuthVersion  = 0x01
-	socksCmdConnect   = 0x01
-	socksAtypIPv4     = 0x01
-	socksAtypDomain   = 0x03
-	socksAtypIPv6     = 0x04
+	socksVersion         = 0x05
+	socksAuthNone        = 0x00
+	socksAuthPassword    = 0x02
+	socksAuthNoneOK      = 0xff
+	socksAuthVersion     = 0x01
+	socksCmdConnect      = 0x01
+	socksCmdUDPAssociate = 0x03
+	socksAtypIPv4        = 0x01
+	socksAtypDomain      = 0x03
+	socksAtypIPv6        = 0x04
 )
 
 // socksError is a request the server answers with a specific reply code.
@@ -81,63 +82,80 @@ func readSOCKSUserPass(r io.Reader) (user, pass string, err error) {
 }
 
 // readSOCKSRequest reads VER CMD RSV ATYP DST.ADDR DST.PORT and returns the
-// target as host:port (a domain is left unresolved; addresses are
-// canonical). Errors that deserve a specific reply are *socksError.
-func readSOCKSRequest(r io.Reader) (string, error) {
+// command and the address as host:port (a domain is left unresolved;
+// addresses are canonical). For CONNECT the address is the target; for
+// UDP ASSOCIATE it is where the client will send its datagrams from, and
+// may be 0.0.0.0:0 (unknown). Errors that deserve a specific reply are
+// *socksError.
+func readSOCKSRequest(r io.Reader) (byte, string, error) {
 	var b [4]byte
 	if _, err := io.ReadFull(r, b[:]); err != nil {
-		return "", fmt.Errorf("%w: request: %v", ErrSOCKS, err)
+		return 0, "", fmt.Errorf("%w: request: %v", ErrSOCKS, err)
 	}
 	if b[0] != socksVersion {
-		return "", fmt.Errorf("%w: request version %d", ErrSOCKS, b[0])
+		return 0, "", fmt.Errorf("%w: request version %d", ErrSOCKS, b[0])
 	}
 	if b[2] != 0 {
-		return "", &socksError{socksGeneralFailure, fmt.Errorf("%w: reserved byte %d", ErrSOCKS, b[2])}
+		return 0, "", &socksError{socksGeneralFailure, fmt.Errorf("%w: reserved byte %d", ErrSOCKS, b[2])}
 	}
+	cmd := b[1]
+	host, port, err := readSOCKSAddr(r, b[3])
+	if err != nil {
+		return 0, "", err
+	}
+	switch cmd {
+	case socksCmdConnect:
+		if port == 0 {
+			return 0, "", &socksError{socksHostUnreachable, fmt.Errorf("%w: port 0", ErrSOCKS)}
+		}
+	case socksCmdUDPAssociate:
+	default:
+		return 0, "", &socksError{socksCmdNotSupported, fmt.Errorf("%w: command %d not supported (only CONNECT and UDP ASSOCIATE)", ErrSOCKS, cmd)}
+	}
+	return cmd, net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+}
+
+// readSOCKSAddr reads DST.ADDR of address type atyp and DST.PORT. Errors
+// that deserve a specific reply are *socksError.
+func readSOCKSAddr(r io.Reader, atyp byte) (string, uint16, error) {
 	var host string
-	switch b[3] {
+	switch atyp {
 	case socksAtypIPv4:
 		var a [4]byte
 		if _, err := io.ReadFull(r, a[:]); err != nil {
-			return "", fmt.Errorf("%w: address: %v", ErrSOCKS, err)
+			return "", 0, fmt.Errorf("%w: address: %v", ErrSOCKS, err)
 		}
 		host = netip.AddrFrom4(a).String()
 	case socksAtypIPv6:
 		var a [16]byte
 		if _, err := io.ReadFull(r, a[:]); err != nil {
-			return "", fmt.Errorf("%w: address: %v", ErrSOCKS, err)
+			return "", 0, fmt.Errorf("%w: address: %v", ErrSOCKS, err)
 		}
 		host = netip.AddrFrom16(a).String()
 	case socksAtypDomain:
-		if _, err := io.ReadFull(r, b[:1]); err != nil {
-			return "", fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
+		var l [1]byte
+		if _, err := io.ReadFull(r, l[:]); err != nil {
+			return "", 0, fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
 		}
-		d := make([]byte, b[0])
+		d := make([]byte, l[0])
 		if _, err := io.ReadFull(r, d); err != nil {
-			return "", fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
+			return "", 0, fmt.Errorf("%w: domain: %v", ErrSOCKS, err)
 		}
 		h, err := canonicalHost(string(d))
 		if err != nil {
-			// Read the port anyway? No: the request is refused and the
-			// connection closed, so what follows does not matter.
-			return "", &socksError{socksHostUnreachable, err}
+			// The request is refused and the connection closed, so what
+			// follows does not matter.
+			return "", 0, &socksError{socksHostUnreachable, err}
 		}
 		host = h
 	default:
-		return "", &socksError{socksAddrTypeNotSupport, fmt.Errorf("%w: address type %d", ErrSOCKS, b[3])}
+		return "", 0, &socksError{socksAddrTypeNotSupport, fmt.Errorf("%w: address type %d", ErrSOCKS, atyp)}
 	}
 	var p [2]byte
 	if _, err := io.ReadFull(r, p[:]); err != nil {
-		return "", fmt.Errorf("%w: port: %v", ErrSOCKS, err)
+		return "", 0, fmt.Errorf("%w: port: %v", ErrSOCKS, err)
 	}
-	port := binary.BigEndian.Uint16(p[:])
-	if port == 0 {
-		return "", &socksError{socksHostUnreachable, fmt.Errorf("%w: port 0", ErrSOCKS)}
-	}
-	if b[1] != socksCmdConnect {
-		return "", &socksError{socksCmdNotSupported, fmt.Errorf("%w: command %d not supported (only CONNECT)", ErrSOCKS, b[1])}
-	}
-	return net.JoinHostPort(host, strconv.Itoa(int(port))), nil
+	return host, binary.BigEndian.Uint16(p[:]), nil
 }
 
 // canonicalHost accepts a DNS name or an IP literal (returned in canonical
@@ -155,9 +173,10 @@ func canonicalHost(h string) (string, error) {
 	return h, nil
 }
 
-// SOCKSServer is the requester's SOCKS5 front-end: CONNECT only, with
-// remote name resolution (clients should use socks5h://), no-auth or RFC
-// 1929 username/password where the username selects the [Route].
+// SOCKSServer is the requester's SOCKS5 front-end: CONNECT with remote
+// name resolution (clients should use socks5h://) and, when the Router is
+// a [UDPRouter], UDP ASSOCIATE (see socks_udp.go); no-auth or RFC 1929
+// username/password where the username selects the [Route].
 type SOCKSServer struct {
 	router Router
 	cfg    proxyConfig
@@ -178,7 +197,7 @@ func (s *SOCKSServer) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
-	auth, target, err := s.handshake(ctx, c)
+	auth, cmd, target, err := s.handshake(ctx, c)
 	if err != nil {
 		if r := ResultOf(err); r == ResultOK || r == ResultError {
 			s.cfg.observe(ResultBadRequest)
@@ -187,6 +206,10 @@ func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
 		}
 		s.cfg.logger.Debug("socks5 handshake", "source", c.RemoteAddr().String(), "err", err)
 		_ = c.Close()
+		return
+	}
+	if cmd == socksCmdUDPAssociate {
+		s.associate(ctx, c, auth, target)
 		return
 	}
 	route := auth.route
@@ -216,17 +239,17 @@ func (s *SOCKSServer) handle(ctx context.Context, c net.Conn) {
 }
 
 // handshake runs method negotiation, authentication and the request under
-// the handshake deadline.
-func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (authResult, string, error) {
+// the handshake deadline, and returns the command and its address.
+func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (authResult, byte, string, error) {
 	if err := c.SetDeadline(time.Now().Add(s.cfg.handshakeTimeout)); err != nil {
-		return authResult{}, "", err
+		return authResult{}, 0, "", err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	methods, err := readSOCKSGreeting(c)
 	if err != nil {
-		return authResult{}, "", err
+		return authResult{}, 0, "", err
 	}
 	method := byte(socksAuthNoneOK)
 	for _, m := range methods {
@@ -239,37 +262,42 @@ func (s *SOCKSServer) handshake(ctx context.Context, c net.Conn) (authResult, st
 		}
 	}
 	if _, err := c.Write([]byte{socksVersion, method}); err != nil {
-		return authResult{}, "", err
+		return authResult{}, 0, "", err
 	}
 	if method == socksAuthNoneOK {
 		if s.cfg.auth != nil {
-			return authResult{}, "", fmt.Errorf("%w: client offered no username/password (methods %v); credentials are required", ErrSOCKS, methods)
+			return authResult{}, 0, "", fmt.Errorf("%w: client offered no username/password (methods %v); credentials are required", ErrSOCKS, methods)
 		}
-		return authResult{}, "", fmt.Errorf("%w: no acceptable auth method in %v", ErrSOCKS, methods)
+		return authResult{}, 0, "", fmt.Errorf("%w: no acceptable auth method in %v", ErrSOCKS, methods)
 	}
 	var auth authResult
 	if method == socksAuthPassword {
 		user, pass, err := readSOCKSUserPass(c)
 		if err != nil {
-			return authResult{}, "", err
+			return authResult{}, 0, "", err
 		}
 		if auth, err = s.cfg.authenticate(ctx, s.router, sourceAddr(c), user, pass); err != nil {
 			_, _ = c.Write([]byte{socksAuthVersion, 1})
-			return authResult{}, "", err
+			return authResult{}, 0, "", err
 		}
 		if _, err := c.Write([]byte{socksAuthVersion, 0}); err != nil {
-			return authResult{}, "", err
+			return authResult{}, 0, "", err
 		}
 	}
-	target, err := readSOCKSRequest(c)
+	cmd, target, err := readSOCKSRequest(c)
+	if err == nil && cmd == socksCmdUDPAssociate {
+		if _, ok := s.router.(UDPRouter); !ok {
+			err = &socksError{socksCmdNotSupported, fmt.Errorf("%w: UDP ASSOCIATE: the router carries no UDP", ErrSOCKS)}
+		}
+	}
 	if err != nil {
 		var se *socksError
 		if errors.As(err, &se) {
 			_, _ = c.Write(socksReply(se.reply))
 		}
-		return authResult{}, "", err
+		return authResult{}, 0, "", err
 	}
-	return auth, target, nil
+	return auth, cmd, target, nil
 }
 
 // socksReply is a reply with BND.ADDR 0.0.0.0:0: the bound address is the

@@ -353,8 +353,16 @@ func FuzzSOCKSRequest(f *testing.F) {
 				}
 			}
 		}
-		target, err := readSOCKSRequest(r)
+		cmd, target, err := readSOCKSRequest(r)
 		if err != nil {
+			return
+		}
+		if cmd == socksCmdUDPAssociate {
+			// The client's own address, port 0 allowed.
+			host, _, err := net.SplitHostPort(target)
+			if err != nil || checkWireHost(host) != nil {
+				t.Fatalf("accepted associate address %q: %v", target, err)
+			}
 			return
 		}
 		host, _, err := splitTarget(target)

@@ -187,6 +187,7 @@ type Exit struct {
 	headerTimeout time.Duration
 	maxSkew       time.Duration
 	idle          time.Duration
+	udpIdle       time.Duration
 }
 
 // ExitOption configures an [Exit].
@@ -204,10 +205,16 @@ func WithMaxClockSkew(d time.Duration) ExitOption { return func(e *Exit) { e.max
 // never).
 func WithExitIdleTimeout(d time.Duration) ExitOption { return func(e *Exit) { e.idle = d } }
 
+// WithExitUDPIdleTimeout sets how long a UDP flow may carry no datagram
+// either way before the exit closes it (default DefaultUDPIdleTimeout; 0
+// or less: never).
+func WithExitUDPIdleTimeout(d time.Duration) ExitOption { return func(e *Exit) { e.udpIdle = d } }
+
 // NewExit returns an exit applying policy to streams that authorize lets
 // through.
 func NewExit(policy *Policy, authorize Authorizer, opts ...ExitOption) (*Exit, error) {
-	e := &Exit{policy: policy, authorize: authorize, headerTimeout: DefaultHeaderTimeout, maxSkew: DefaultMaxClockSkew, idle: DefaultTunnelIdleTimeout}
+	e := &Exit{policy: policy, authorize: authorize, headerTimeout: DefaultHeaderTimeout, maxSkew: DefaultMaxClockSkew,
+		idle: DefaultTunnelIdleTimeout, udpIdle: DefaultUDPIdleTimeout}
 	for _, o := range opts {
 		o(e)
 	}
@@ -224,8 +231,9 @@ func NewExit(policy *Policy, authorize Authorizer, opts ...ExitOption) (*Exit, e
 
 // ServeStream serves one tunnel stream until it ends: reads the header,
 // authorizes it, dials the target through the policy from the deal's
-// egress IP, answers the status, then forwards bytes through the deal's
-// meter and appends the connection to the deal's log. It blocks for the
+// egress IP (a TCP connection, or a connected UDP socket for a UDP flow),
+// answers the status, then forwards bytes (or datagrams) through the
+// deal's meter and appends the connection to the deal's log. It blocks for the
 // connection's lifetime, joins what it starts, and always leaves s closed
 // (after a refusal, closed once the status is written; on I/O errors,
 // reset). It returns nil for a connection that ended cleanly and otherwise
@@ -264,7 +272,11 @@ func (e *Exit) ServeStream(ctx context.Context, s Stream) (err error) {
 		defer t.Stop()
 	}
 
-	target, err := e.policy.DialContext(ctx, g.Egress, "tcp", h.Target)
+	network := "tcp"
+	if h.Flow == FlowUDP {
+		network = "udp"
+	}
+	target, err := e.policy.DialContext(ctx, g.Egress, network, h.Target)
 	if err != nil {
 		if merr := m.Err(); merr != nil {
 			err = merr // stopped while dialling: say why
@@ -282,8 +294,13 @@ func (e *Exit) ServeStream(ctx context.Context, s Stream) (err error) {
 		return fmt.Errorf("tunnel: clear deadline: %w", err)
 	}
 
-	up, down, err := splice(ctx, s, target, m, e.idle)
-	if _, _, lerr := m.log.Append(LogEntry{Time: h.Time, Target: h.Target, Up: uint64(up), Down: uint64(down)}); lerr != nil && err == nil {
+	var up, down int64
+	if h.Flow == FlowUDP {
+		up, down, err = serveUDP(ctx, s, target, m, e.udpIdle)
+	} else {
+		up, down, err = splice(ctx, s, target, m, e.idle)
+	}
+	if _, _, lerr := m.log.Append(LogEntry{Time: h.Time, Target: h.LogTarget(), Up: uint64(up), Down: uint64(down)}); lerr != nil && err == nil {
 		err = lerr
 	}
 	if err != nil && ctx.Err() != nil {

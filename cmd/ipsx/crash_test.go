@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	mathrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -289,8 +290,8 @@ func runCrash(t *testing.T, st crashStep, side string) {
 		addr                            common.Address
 	}
 	mk := func(name string) party {
-		s := party{dir: filepath.Join(t.TempDir(), name), api: freePort(t), socks: freePort(t)}
-		_, port, _ := net.SplitHostPort(freePort(t))
+		s := party{dir: filepath.Join(t.TempDir(), name), api: stablePort(t), socks: stablePort(t)}
+		_, port, _ := net.SplitHostPort(stablePort(t))
 		s.listen = "/ip4/127.0.0.1/tcp/" + port
 		c := procCLI(t, s.dir, s.api)
 		c.env["IPSX_PASSWORD"] = "pw"
@@ -548,6 +549,25 @@ func (r *crashRun) finish(st crashStep, served string, before, after *big.Int, c
 	}
 	t.Logf("step %s, %s killed: %s; recovered and ended %v after the kill (%v after close); %d settled",
 		st.name, r.victimSide, brief(r.reqDeals), time.Since(r.killedAt).Round(time.Millisecond), time.Since(closedAt).Round(time.Millisecond), settled)
+}
+
+// stablePort is a free loopback port below the kernel's ephemeral range
+// (32768 and up): a node restarted on it must find it free again, and a
+// port from the ephemeral range may meanwhile be taken by any outgoing
+// connection of the machine.
+func stablePort(t *testing.T) string {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		addr := fmt.Sprintf("127.0.0.1:%d", 20000+mathrand.IntN(12000))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return addr
+	}
+	t.Fatal("no free port below the ephemeral range")
+	return ""
 }
 
 // startDevchainProc runs `ipsx devchain` in its own process and returns

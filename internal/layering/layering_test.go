@@ -25,6 +25,9 @@ var forbidden = map[string][]string{
 	"testnet":   {mod + "cmd"},
 	"network":   {"net/http", mod + "node", mod + "chain", mod + "tunnel", mod + "matching", mod + "agreement", mod + "sdk", "github.com/libp2p/", "github.com/dgraph-io/"},
 	"geo":       {"net/http", mod + "node", mod + "chain", mod + "tunnel", mod + "matching", mod + "agreement", "github.com/libp2p/", "github.com/dgraph-io/"},
+	// The VPN maps a TUN's flows onto tunnel flows; which deal carries
+	// them is node's business (it implements vpn.Dialer).
+	"vpn": {mod + "node", mod + "chain", mod + "matching", mod + "orderbook", mod + "agreement", mod + "sdk", "github.com/libp2p/", "github.com/dgraph-io/"},
 }
 
 // sub lists rules for packages below node/, on top of node's: each job's

@@ -25,6 +25,9 @@
 //	GET    /v1/events          server-sent events with ids (order.added, order.removed, deal.updated,
 //	                           stream.reset, error); Last-Event-ID resumes
 //	GET    /v1/log/level       the log level; PUT {"level": "debug"} changes it
+//	GET    /v1/vpn             the requester's VPN: state, flows, the deal behind it (sdk.VPNStatus)
+//	POST   /v1/vpn/up          bring it up (body sdk.VPNParams, or none) → the status once up
+//	POST   /v1/vpn/down        take it down, disarming a kill switch left armed → the status
 //	GET    /v1/openapi.json    the OpenAPI 3.0 description of all of this
 //	GET    /metrics            Prometheus metrics (with WithMetrics)
 //	GET    /healthz            liveness and readiness, no token (200, or 503 with the failing check)
@@ -42,15 +45,18 @@
 //	404 not_found: unknown order, deal or route
 //	405 method_not_allowed (with an Allow header)
 //	409 duplicate, cancelled, superseded: conflicts with the book's state;
-//	    deal_over, not_now: a deal that is over or cannot be closed now
+//	    deal_over, not_now: a deal that is over or cannot be closed now;
+//	    vpn_busy: the VPN is up already
 //	413 too_large: a body over 64 KiB, or an order over the size limit
 //	431 too_large: a request head (request line and fields) over 16 KiB
 //	415 unsupported_media_type: a Content-Type other than application/json
 //	422 bad_signature, wrong_signer, wrong_domain, bad_digest, expired,
 //	    future, stale: well-formed, but the signature or the times make it
 //	    unacceptable (so a client can tell "fix your JSON" from "re-sign")
-//	500 internal (details only in the log), 503 unavailable (the node is
-//	    shutting down or the backend timed out)
+//	500 internal (details only in the log), 501 not_implemented (a
+//	    backend with no VPN), 502 vpn_failed (the VPN could not come up:
+//	    no TUN, no privilege), 503 unavailable (the node is shutting down
+//	    or the backend timed out)
 //
 // Errors net/http answers before any handler (431, a malformed request's
 // 400, 501, 505) are JSON too (canned.go).

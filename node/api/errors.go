@@ -63,6 +63,10 @@ var errorMap = []struct {
 	{ErrBadPeer, http.StatusBadRequest, "bad_peer"},
 	{ErrNoLogLevel, http.StatusNotImplemented, "not_supported"},
 	{ErrUnreachable, http.StatusBadGateway, "unreachable"},
+	{ErrVPNParams, http.StatusBadRequest, "malformed"},
+	{ErrVPNBusy, http.StatusConflict, "vpn_busy"},
+	{ErrVPNFailed, http.StatusBadGateway, "vpn_failed"},
+	{errNoVPN, http.StatusNotImplemented, "not_implemented"},
 }
 
 // StatusOf returns the HTTP status and code the API answers err with.

@@ -140,6 +140,9 @@ func New(backend Backend, token string, opts ...Option) *Server {
 		{"GET", "/ui/login", false, s.handleUILogin},
 		{"POST", "/ui/login", false, s.handleUILoginPost},
 		{"POST", "/ui/logout", false, s.handleUILogout},
+		{"GET", "/v1/vpn", true, s.handleVPN},
+		{"POST", "/v1/vpn/up", true, s.handleVPNUp},
+		{"POST", "/v1/vpn/down", true, s.handleVPNDown},
 	}
 	if cfg.metrics != nil {
 		mh := promhttp.HandlerFor(cfg.metrics, promhttp.HandlerOpts{
