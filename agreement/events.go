@@ -130,13 +130,15 @@ type Unwound struct {
 }
 
 // Usage is a metering report from the tunnel: the cumulative bytes of the
-// deal on this side (both directions), and the hash of the connection log
-// so far (the requester puts it in its next voucher).
+// deal on this side (both directions), and the head and length of the
+// connection log so far (the requester puts the head in its next voucher;
+// a restarted node resumes its log from them).
 type Usage struct {
 	At          time.Time
 	DealID      common.Hash
 	Bytes       uint64
 	ConnLogHash common.Hash
+	ConnLogLen  uint64
 }
 
 func (e Propose) at() time.Time     { return e.At }

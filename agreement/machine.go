@@ -1010,11 +1010,11 @@ func (s *step) usage(u Usage) error {
 	default:
 		return unexpected(d, "usage")
 	}
-	if u.Bytes != d.Bytes || u.ConnLogHash != d.ConnLogHash {
+	if u.Bytes != d.Bytes || u.ConnLogHash != d.ConnLogHash || u.ConnLogLen != d.ConnLogLen {
 		// Metered usage is what vouchers pay for: it survives a restart.
 		s.persist = true
 	}
-	d.Bytes, d.ConnLogHash = u.Bytes, u.ConnLogHash
+	d.Bytes, d.ConnLogHash, d.ConnLogLen = u.Bytes, u.ConnLogHash, u.ConnLogLen
 	if d.Local() == StatusCompleted {
 		return nil
 	}

@@ -280,6 +280,7 @@ type Deal struct {
 	Serving     bool   // the tunnel permission is granted (provider) or the route usable (requester)
 	Bytes       uint64 // bytes metered on this side so far
 	ConnLogHash common.Hash
+	ConnLogLen  uint64 // entries under ConnLogHash
 
 	// Requester: the usage at the last voucher (renewal trigger).
 	PaidSecs  uint64

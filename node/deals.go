@@ -293,7 +293,9 @@ func (h dealHooks) Reservations(rs []agreement.Reservation) {
 	}()
 }
 
-func (h dealHooks) Usage(id common.Hash) (uint64, common.Hash, bool) { return h.n.providerUsage(id) }
+func (h dealHooks) Usage(id common.Hash) (deals.Metered, bool) { return h.n.providerUsage(id) }
+
+func (h dealHooks) VoucherOK(id, connLog common.Hash) error { return h.n.voucherOK(id, connLog) }
 
 // republishOffer publishes a new version of an own offer series with the
 // IPs left free, or withdraws it when none are.

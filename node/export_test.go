@@ -55,3 +55,29 @@ func (n *Node) ConnLogMatches(deal, hash common.Hash) bool { return n.connLogMat
 // BreakSOCKSListener closes the SOCKS proxy's listener under the running
 // node, as a dying socket would.
 func (n *Node) BreakSOCKSListener() error { return n.tun.socksLn.Close() }
+
+// ConnLogHead is the head and length of a deal's connection log on this
+// node (provider: its meter's; requester: its own).
+func (n *Node) ConnLogHead(deal common.Hash) (common.Hash, uint64, bool) {
+	n.tun.mu.Lock()
+	defer n.tun.mu.Unlock()
+	if m, ok := n.tun.meters[deal]; ok {
+		h, l := m.Log().Head()
+		return h, l, true
+	}
+	if m, ok := n.tun.logs[deal]; ok {
+		h, l := m.log.Head()
+		return h, l, true
+	}
+	return common.Hash{}, 0, false
+}
+
+// ForgeConnLog makes a requester's log of a deal claim a head its
+// provider never had, as a requester co-signing someone else's log would.
+func (n *Node) ForgeConnLog(deal common.Hash) {
+	n.tun.mu.Lock()
+	defer n.tun.mu.Unlock()
+	m := n.tun.logs[deal]
+	_, l := m.log.Head()
+	m.log.Resume(l+1, common.HexToHash("0xbad"))
+}

@@ -17,7 +17,9 @@ func startTestnet(t *testing.T, cfg testnet.Config) *testnet.Testnet {
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	// Twelve nodes with a dev chain start in seconds; the bound is for a
+	// loaded machine under the race detector.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	tn, err := testnet.Start(ctx, cfg)
 	if err != nil {

@@ -76,8 +76,7 @@ func sessionKey(cred, session string) string { return cred + "\x00" + session }
 // the same connection log as the provider.
 type requesterMeter struct {
 	bytes atomic.Uint64
-	mu    sync.Mutex
-	log   tunnel.ConnLog
+	log   tunnel.ConnLog // safe for concurrent use
 }
 
 const keyDealCountry = "deal/country/"
@@ -325,10 +324,16 @@ func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 	}
 	m := tunnel.NewMeter(id, cfg)
 	m.Resume(used)
+	if rec, ok := n.dealRecord(id); ok && rec.Deal.ConnLogLen > 0 {
+		// After a restart the log goes on from its head and length, so
+		// that the connections keep their numbers.
+		m.Log().Resume(rec.Deal.ConnLogLen, rec.Deal.ConnLogHash)
+	}
 	t.meters[id] = m
-	// Bytes metered before this meter (a restart) came with connections
-	// whose log entries are gone: the log cannot vouch for them.
-	t.complete[id] = used == 0
+	// A log from before a restart does not know its earlier heads (and
+	// connections numbered after the last usage report were lost with the
+	// node): it cannot vouch for heads before the restart.
+	t.complete[id] = used == 0 && !m.Log().Resumed()
 	return m
 }
 
@@ -340,7 +345,8 @@ func (n *Node) meterFor(id common.Hash) *tunnel.Meter {
 // answers true when it cannot tell: no meter yet (no connection served:
 // only the empty log's zero hash is right, and it is checked), or a log
 // restarted with the node (entries before the restart are gone). The deal
-// code calls it for each voucher it accepts and stops serving on false.
+// driver asks it for each voucher (dealHooks.VoucherOK) and the node stops
+// serving the deal on false.
 func (n *Node) connLogMatches(id, hash common.Hash) bool {
 	if n.tun == nil {
 		return true
@@ -444,19 +450,41 @@ func (n *Node) endTunnels(recs []deals.Record) {
 }
 
 // providerUsage is the provider's current meter reading of a deal.
-func (n *Node) providerUsage(id common.Hash) (uint64, common.Hash, bool) {
+func (n *Node) providerUsage(id common.Hash) (deals.Metered, bool) {
 	if n.tun == nil {
-		return 0, common.Hash{}, false
+		return deals.Metered{}, false
 	}
 	n.tun.mu.Lock()
 	meter, ok := n.tun.meters[id]
 	n.tun.mu.Unlock()
 	if !ok {
-		return 0, common.Hash{}, false
+		return deals.Metered{}, false
 	}
 	st := meter.Stats()
-	head, _ := meter.Log().Head()
-	return st.Up + st.Down, head, true
+	head, ln := meter.Log().Head()
+	return deals.Metered{Bytes: st.Up + st.Down, ConnLog: head, ConnLogLen: ln}, true
+}
+
+// errConnLogMismatch: a voucher co-signs a connection log that is not the
+// provider's.
+var errConnLogMismatch = errors.New("node: the voucher's connection-log head is none this provider's log had")
+
+// voucherOK is the provider's check of a voucher's connection log: on a
+// mismatch the deal's meter stops (every stream cut, new ones refused)
+// and the voucher is refused; the deal then ends on its last good one.
+func (n *Node) voucherOK(id, connLog common.Hash) error {
+	if n.connLogMatches(id, connLog) {
+		return nil
+	}
+	if n.tun != nil {
+		n.tun.mu.Lock()
+		m, ok := n.tun.meters[id]
+		n.tun.mu.Unlock()
+		if ok {
+			m.Stop(errConnLogMismatch)
+		}
+	}
+	return fmt.Errorf("%w: deal %s, head %s", errConnLogMismatch, id.Hex(), connLog.Hex())
 }
 
 // reportUsage feeds each deal's bytes and connection-log head to the
@@ -464,7 +492,7 @@ func (n *Node) providerUsage(id common.Hash) (uint64, common.Hash, bool) {
 func (n *Node) reportUsage(ctx context.Context) {
 	tick := time.NewTicker(n.o.dealTick())
 	defer tick.Stop()
-	last := map[common.Hash]uint64{}
+	last := map[common.Hash]deals.Metered{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -473,31 +501,28 @@ func (n *Node) reportUsage(ctx context.Context) {
 		case <-n.tun.kick:
 		}
 		type usage struct {
-			id    common.Hash
-			bytes uint64
-			head  common.Hash
+			id common.Hash
+			m  deals.Metered
 		}
 		var us []usage
 		n.tun.mu.Lock()
 		for id, m := range n.tun.meters {
 			st := m.Stats()
-			head, _ := m.Log().Head()
-			us = append(us, usage{id, st.Up + st.Down, head})
+			head, ln := m.Log().Head()
+			us = append(us, usage{id, deals.Metered{Bytes: st.Up + st.Down, ConnLog: head, ConnLogLen: ln}})
 		}
 		for id, m := range n.tun.logs {
-			m.mu.Lock()
-			head, _ := m.log.Head()
-			m.mu.Unlock()
-			us = append(us, usage{id, m.bytes.Load(), head})
+			head, ln := m.log.Head()
+			us = append(us, usage{id, deals.Metered{Bytes: m.bytes.Load(), ConnLog: head, ConnLogLen: ln}})
 		}
 		n.tun.mu.Unlock()
 		for _, u := range us {
-			if b, ok := last[u.id]; ok && b == u.bytes {
+			if l, ok := last[u.id]; ok && l == u.m {
 				continue
 			}
-			err := n.deals.Usage(ctx, u.id, u.bytes, u.head)
+			err := n.deals.Usage(ctx, u.id, u.m)
 			if err == nil {
-				last[u.id] = u.bytes
+				last[u.id] = u.m
 			} else if ctx.Err() == nil {
 				n.log.Debug("usage report", "deal", u.id.Hex(), "err", err)
 			}
@@ -663,12 +688,20 @@ func (n *Node) dealFlow(ctx context.Context, id common.Hash, session, target str
 	n.tun.mu.Lock()
 	m, ok := n.tun.logs[id]
 	if !ok {
-		// After a restart the deal's count goes on from its record.
+		// After a restart the deal's count and log go on from its record.
 		m = &requesterMeter{}
 		m.bytes.Store(rec.Deal.Bytes)
+		m.log.Resume(rec.Deal.ConnLogLen, rec.Deal.ConnLogHash)
 		n.tun.logs[id] = m
 	}
 	n.tun.mu.Unlock()
+	// Logged as the provider numbered it, at once: both sides' logs hold a
+	// connection from its start.
+	if e := c.Entry(); e.Flow > 0 {
+		if err := m.log.Add(e); err != nil {
+			n.log.Warn("connection log", "deal", id.Hex(), "err", err)
+		}
+	}
 	step := uint64(1 << 20)
 	if ib := n.deals.IntervalBytes(); ib >= 4 {
 		step = ib / 4
@@ -857,8 +890,7 @@ type flowConn interface {
 	Entry() tunnel.LogEntry
 }
 
-// meteredConn counts a tunnel connection's bytes for its deal and appends
-// it to the deal's connection log when it closes.
+// meteredConn counts a tunnel connection's bytes for its deal.
 type meteredConn struct {
 	flowConn
 	deal common.Hash
@@ -906,9 +938,6 @@ func (c *meteredConn) Deal() string { return c.deal.Hex() }
 
 func (c *meteredConn) Close() error {
 	c.once.Do(func() {
-		c.m.mu.Lock()
-		_, _, _ = c.m.log.Append(c.flowConn.Entry())
-		c.m.mu.Unlock()
 		if c.spent != nil {
 			c.spent(c.n.Load())
 		}

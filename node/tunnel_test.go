@@ -202,7 +202,9 @@ func TestTunnelBigDownload(t *testing.T) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	out := filepath.Join(t.TempDir(), "big")
-	curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), "-o", out, "http://"+ln.Addr().String()+"/")
+	// A hang guard, not a speed check: 100 MB under the race detector on a
+	// loaded 2-core machine take a while.
+	curl(t, "--max-time", "180", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), "-o", out, "http://"+ln.Addr().String()+"/")
 	got, err := os.ReadFile(out)
 	if err != nil {
 		t.Fatal(err)

@@ -105,7 +105,9 @@ func OpenUDP(ctx context.Context, s Stream, h Header) (*PacketConn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newPacketConn(c.s, c.hdr), nil
+	pc := newPacketConn(c.s, c.hdr)
+	pc.flow = c.flow
+	return pc, nil
 }
 
 // PacketConn is an open UDP flow on the requester's side: a net.Conn
@@ -116,6 +118,7 @@ func OpenUDP(ctx context.Context, s Stream, h Header) (*PacketConn, error) {
 type PacketConn struct {
 	s       Stream
 	hdr     Header
+	flow    uint64
 	rmu     sync.Mutex
 	r       *bufio.Reader
 	wmu     sync.Mutex
@@ -186,10 +189,13 @@ func (c *PacketConn) RemoteAddr() net.Addr { return Addr(c.hdr.Target) }
 // Header returns the header the flow was opened with.
 func (c *PacketConn) Header() Header { return c.hdr }
 
-// Entry returns the connection log entry as the requester sees it.
+// Entry returns the flow's log entry (see Conn.Entry).
 func (c *PacketConn) Entry() LogEntry {
-	return LogEntry{Time: c.hdr.Time, Target: c.hdr.LogTarget(), Up: c.out.Load(), Down: c.in.Load()}
+	return LogEntry{Flow: c.flow, Time: c.hdr.Time, Target: c.hdr.LogTarget()}
 }
+
+// Bytes are the payload bytes written and read so far.
+func (c *PacketConn) Bytes() (up, down uint64) { return c.out.Load(), c.in.Load() }
 
 // serveUDP forwards a UDP flow's datagrams between the stream s and the
 // connected socket target until either side ends, ctx is done, or no

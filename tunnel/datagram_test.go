@@ -239,9 +239,12 @@ func TestUDPFlowEchoMeterAndLog(t *testing.T) {
 	}
 	entries := m.Log().Drain()
 	want := c.Entry()
-	if len(entries) != 1 || entries[0] != (LogEntry{Time: entries[0].Time, Target: "udp/" + echo.addr(), Up: total, Down: total}) ||
-		!entries[0].Time.Equal(want.Time) || want.Target != entries[0].Target || want.Up != total || want.Down != total {
+	if len(entries) != 1 || entries[0] != (LogEntry{Flow: 1, Time: entries[0].Time, Target: "udp/" + echo.addr()}) ||
+		!entries[0].Time.Equal(want.Time) || want.Target != entries[0].Target || want.Flow != 1 {
 		t.Fatalf("provider logged %+v, requester saw %+v", entries, want)
+	}
+	if up, down := c.Bytes(); up != total || down != total {
+		t.Fatalf("requester counted %d up, %d down, want %d", up, down, total)
 	}
 }
 

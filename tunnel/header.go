@@ -59,6 +59,14 @@ const ProtocolID = "/ipsx/tunnel/1.0.0"
 //	msgLen   uint8
 //	msg      [msgLen] printable ASCII detail (e.g. the policy rule), may be empty
 //
+// or, for StatusOK, with the connection's number in the deal's connection
+// log (see LogEntry), which the requester logs it under:
+//
+//	version  uint8   = 2
+//	code     uint8   = StatusOK
+//	flow     uint64  1, 2, 3… per deal
+//	msgLen   uint8   = 0
+//
 // After StatusOK a TCP flow's stream carries raw bytes both ways; each
 // side half-closes its write direction (CloseWrite) when its source
 // reaches EOF, and the stream is done when both directions are. A UDP
@@ -302,30 +310,60 @@ func appendStatus(b []byte, s Status, msg string) []byte {
 	return b
 }
 
-// readStatus reads one status frame.
-func readStatus(r io.Reader) (Status, string, error) {
-	var pre [3]byte
+// appendStatusOK appends the OK status frame that numbers the connection.
+func appendStatusOK(b []byte, flow uint64) []byte {
+	b = append(b, statusVersionFlow, byte(StatusOK))
+	b = binary.BigEndian.AppendUint64(b, flow)
+	return append(b, 0)
+}
+
+// statusVersionFlow is the status frame of an accepted connection, with its
+// number in the deal's connection log.
+const statusVersionFlow = 2
+
+// readStatus reads one status frame; the number is the connection's in
+// the deal's log, for StatusOK from a provider that numbers them.
+func readStatus(r io.Reader) (Status, string, uint64, error) {
+	var pre [2]byte
 	if _, err := io.ReadFull(r, pre[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-			return 0, "", fmt.Errorf("%w: stream closed before status", ErrMalformedHeader)
+			return 0, "", 0, fmt.Errorf("%w: stream closed before status", ErrMalformedHeader)
 		}
-		return 0, "", err
-	}
-	if pre[0] != headerVersion {
-		return 0, "", fmt.Errorf("%w: status version %d", ErrMalformedHeader, pre[0])
+		return 0, "", 0, err
 	}
 	s := Status(pre[1])
 	if s > statusMax {
-		return 0, "", fmt.Errorf("%w: status code %d", ErrMalformedHeader, pre[1])
+		return 0, "", 0, fmt.Errorf("%w: status code %d", ErrMalformedHeader, pre[1])
 	}
-	msg := make([]byte, pre[2])
+	var flow uint64
+	switch pre[0] {
+	case headerVersion:
+	case statusVersionFlow:
+		if s != StatusOK {
+			return 0, "", 0, fmt.Errorf("%w: version %d status %s", ErrMalformedHeader, pre[0], s)
+		}
+		var fb [8]byte
+		if _, err := io.ReadFull(r, fb[:]); err != nil {
+			return 0, "", 0, fmt.Errorf("%w: status flow: %v", ErrMalformedHeader, err)
+		}
+		if flow = binary.BigEndian.Uint64(fb[:]); flow == 0 {
+			return 0, "", 0, fmt.Errorf("%w: status flow 0", ErrMalformedHeader)
+		}
+	default:
+		return 0, "", 0, fmt.Errorf("%w: status version %d", ErrMalformedHeader, pre[0])
+	}
+	var ml [1]byte
+	if _, err := io.ReadFull(r, ml[:]); err != nil {
+		return 0, "", 0, fmt.Errorf("%w: status message: %v", ErrMalformedHeader, err)
+	}
+	msg := make([]byte, ml[0])
 	if _, err := io.ReadFull(r, msg); err != nil {
-		return 0, "", fmt.Errorf("%w: status message: %v", ErrMalformedHeader, err)
+		return 0, "", 0, fmt.Errorf("%w: status message: %v", ErrMalformedHeader, err)
 	}
 	for _, c := range msg {
 		if c < 0x20 || c > 0x7e {
-			return 0, "", fmt.Errorf("%w: status message not printable", ErrMalformedHeader)
+			return 0, "", 0, fmt.Errorf("%w: status message not printable", ErrMalformedHeader)
 		}
 	}
-	return s, string(msg), nil
+	return s, string(msg), flow, nil
 }

@@ -113,9 +113,13 @@ func TestDecodeHeaderRejects(t *testing.T) {
 
 func TestStatusFrame(t *testing.T) {
 	b := appendStatus(nil, StatusNotAllowed, "rule\x00 with\nbad bytes")
-	st, msg, err := readStatus(bytes.NewReader(b))
+	st, msg, _, err := readStatus(bytes.NewReader(b))
 	if err != nil || st != StatusNotAllowed || msg != "rule? with?bad bytes" {
 		t.Fatalf("got %v %q %v", st, msg, err)
+	}
+	st, _, flow, err := readStatus(bytes.NewReader(appendStatusOK(nil, 42)))
+	if err != nil || st != StatusOK || flow != 42 {
+		t.Fatalf("numbered OK: %v %d %v", st, flow, err)
 	}
 	b = appendStatus(nil, StatusOK, strings.Repeat("x", 1000))
 	if len(b) != 3+maxStatusMsg {
@@ -127,8 +131,11 @@ func TestStatusFrame(t *testing.T) {
 		"msg short": {1, 2, 5, 'a'},
 		"msg byte":  {1, 2, 1, 0x7f},
 		"empty":     {},
+		"flow 0":    {2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		"flow !OK":  {2, 2, 0, 0, 0, 0, 0, 0, 0, 1, 0},
+		"flow cut":  {2, 0, 0, 0, 1},
 	} {
-		if _, _, err := readStatus(bytes.NewReader(b)); !errors.Is(err, ErrMalformedHeader) {
+		if _, _, _, err := readStatus(bytes.NewReader(b)); !errors.Is(err, ErrMalformedHeader) {
 			t.Errorf("%s: got %v", name, err)
 		}
 	}

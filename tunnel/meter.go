@@ -271,29 +271,34 @@ func (m *Meter) delivered(up bool, k, g int) {
 
 // LogEntry is one connection in a deal's connection log.
 //
+// The provider numbers a deal's connections 1, 2, 3… as it accepts them
+// (after its exit policy let the dial through) and tells the requester
+// the number in its OK status; both sides then log the same entry, made
+// only of what both know exactly, and chain the entries in number order.
+// A voucher carries the requester's head (agreement.Voucher.ConnLogHash),
+// which the provider checks against its own: the settlement anchors a log
+// that both co-signed, so a provider can show which requester's deal a
+// connection belonged to. Byte counts are left out: each side counts its
+// own, and they differ by what is in flight.
+//
 // Its encoding, hashed into the chain, is (big-endian):
 //
-//	version  uint8   = 1
+//	version  uint8   = 2
+//	flow     uint64  the provider's number of the connection, from 1
 //	time     uint64  unix milliseconds, the tunnel header's time
 //	tlen     uint16  length of target
-//	target   [tlen]  host:port exactly as in the tunnel header (unresolved)
-//	up       uint64  bytes requester → target
-//	down     uint64  bytes target → requester
+//	target   [tlen]  host:port exactly as in the tunnel header (unresolved),
+//	                 "udp/host:port" for a UDP flow (Header.LogTarget)
 //
 // The chain starts at 32 zero bytes, and each entry moves the head to
-// keccak256(head ‖ encoding). Entries are appended in the order connections
-// end, on the provider's side; the requester, who knows each connection's
-// header (time, target) and its own byte counts, checks the provider's
-// entries against its records before co-signing the head in a voucher
-// (agreement.Voucher.ConnLogHash).
+// keccak256(head ‖ encoding).
 type LogEntry struct {
+	Flow   uint64
 	Time   time.Time
 	Target string
-	Up     uint64
-	Down   uint64
 }
 
-const logEntryVersion = 1
+const logEntryVersion = 2
 
 // MarshalBinary returns the entry's encoding.
 func (e LogEntry) MarshalBinary() ([]byte, error) {
@@ -304,13 +309,15 @@ func (e LogEntry) MarshalBinary() ([]byte, error) {
 	if ms < 0 {
 		return nil, fmt.Errorf("%w: log entry time before 1970", ErrBadRequest)
 	}
-	b := make([]byte, 0, 1+8+2+len(e.Target)+16)
+	if e.Flow == 0 {
+		return nil, fmt.Errorf("%w: log entry without a flow number", ErrBadRequest)
+	}
+	b := make([]byte, 0, 1+8+8+2+len(e.Target))
 	b = append(b, logEntryVersion)
+	b = binary.BigEndian.AppendUint64(b, e.Flow)
 	b = binary.BigEndian.AppendUint64(b, uint64(ms))
 	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Target)))
 	b = append(b, e.Target...)
-	b = binary.BigEndian.AppendUint64(b, e.Up)
-	b = binary.BigEndian.AppendUint64(b, e.Down)
 	return b, nil
 }
 
@@ -327,30 +334,80 @@ func ChainHash(prev common.Hash, entries ...LogEntry) (common.Hash, error) {
 	return prev, nil
 }
 
-// ConnLog is a deal's connection log: a hash chain of [LogEntry]. It keeps
-// the head and the entries appended since the last Drain (node persists
-// those). The zero value is an empty log. Safe for concurrent use.
+// ConnLog is a deal's connection log: a hash chain of [LogEntry] in flow
+// number order. The provider numbers entries as it opens them (Open); the
+// requester adds them as the provider's answers bring their numbers, in
+// whatever order those come (Add): an entry joins the chain once every
+// smaller number is in, so both sides' heads pass through the same
+// values. It keeps the entries chained since the last Drain. The zero
+// value is an empty log. Safe for concurrent use.
 type ConnLog struct {
 	mu      sync.Mutex
 	head    common.Hash
 	n       uint64
+	ahead   map[uint64]LogEntry // requester: numbered past n+1, waiting for the gap
 	pending []LogEntry
 	// recent are the last heads (oldest first, at most MaxLogHistory),
 	// for Had: a voucher carries the head the requester's log had when it
 	// was signed, which the provider's may have moved past since.
-	recent []common.Hash
+	recent  []common.Hash
+	resumed bool
 }
 
 // MaxLogHistory is how many past heads a ConnLog remembers for Had.
 const MaxLogHistory = 4096
 
-// Append adds e and returns the new head and length.
-func (l *ConnLog) Append(e LogEntry) (common.Hash, uint64, error) {
+// maxLogAhead bounds the entries a requester's log holds past a gap (a
+// connection whose number never arrived: its stream died as the provider
+// answered). Past it the newest are dropped and the log stays behind; its
+// heads remain ones the provider had.
+const maxLogAhead = 4096
+
+// Open appends a new connection with the next number (provider).
+func (l *ConnLog) Open(t time.Time, target string) (LogEntry, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	e := LogEntry{Flow: l.n + 1, Time: t, Target: target}
+	return e, l.chainLocked(e)
+}
+
+// Add takes an entry the provider numbered (requester).
+func (l *ConnLog) Add(e LogEntry) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case e.Flow == 0:
+		return fmt.Errorf("%w: log entry without a flow number", ErrBadRequest)
+	case e.Flow <= l.n:
+		return nil // from before a restart, or twice
+	case e.Flow > l.n+1:
+		if l.ahead == nil {
+			l.ahead = map[uint64]LogEntry{}
+		}
+		if len(l.ahead) < maxLogAhead {
+			l.ahead[e.Flow] = e
+		}
+		return nil
+	}
+	if err := l.chainLocked(e); err != nil {
+		return err
+	}
+	for {
+		next, ok := l.ahead[l.n+1]
+		if !ok {
+			return nil
+		}
+		delete(l.ahead, l.n+1)
+		if err := l.chainLocked(next); err != nil {
+			return err
+		}
+	}
+}
+
+func (l *ConnLog) chainLocked(e LogEntry) error {
 	h, err := ChainHash(l.head, e)
 	if err != nil {
-		return common.Hash{}, 0, err
+		return err
 	}
 	if len(l.recent) == MaxLogHistory {
 		l.recent = append(l.recent[:0], l.recent[MaxLogHistory/2:]...)
@@ -359,13 +416,36 @@ func (l *ConnLog) Append(e LogEntry) (common.Hash, uint64, error) {
 	l.head = h
 	l.n++
 	l.pending = append(l.pending, e)
-	return l.head, l.n, nil
+	return nil
+}
+
+// Resume continues a log from its head and length before a restart. The
+// heads before it are not known (Resumed reports it).
+func (l *ConnLog) Resume(n uint64, head common.Hash) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n <= l.n {
+		return
+	}
+	l.n, l.head, l.resumed = n, head, true
+	l.recent = nil
+	for k := range l.ahead {
+		if k <= n {
+			delete(l.ahead, k)
+		}
+	}
+}
+
+// Resumed reports whether the log continues one from before a restart.
+func (l *ConnLog) Resumed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.resumed
 }
 
 // Had reports whether h is the log's head or one of its last
 // MaxLogHistory heads (the zero hash of the empty log included while it is
-// among them). A restarted provider's log starts anew (Resume keeps the
-// bytes, not the log): Had knows only the heads since.
+// among them).
 func (l *ConnLog) Had(h common.Hash) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -380,7 +460,7 @@ func (l *ConnLog) Had(h common.Hash) bool {
 	return false
 }
 
-// Head returns the current head and the number of entries.
+// Head returns the current head and the number of entries chained.
 func (l *ConnLog) Head() (common.Hash, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -72,7 +72,7 @@ func OpenStream(ctx context.Context, s Stream, h Header) (*Conn, error) {
 		abort(s)
 		return nil, openErr(ctx, "write tunnel header", err)
 	}
-	st, msg, err := readStatus(s)
+	st, msg, flow, err := readStatus(s)
 	if err != nil {
 		abort(s)
 		return nil, openErr(ctx, "read tunnel status", err)
@@ -89,7 +89,7 @@ func OpenStream(ctx context.Context, s Stream, h Header) (*Conn, error) {
 		abort(s)
 		return nil, fmt.Errorf("tunnel: clear deadline: %w", err)
 	}
-	return &Conn{s: s, hdr: h}, nil
+	return &Conn{s: s, hdr: h, flow: flow}, nil
 }
 
 func openErr(ctx context.Context, what string, err error) error {
@@ -104,6 +104,7 @@ func openErr(ctx context.Context, what string, err error) error {
 type Conn struct {
 	s       Stream
 	hdr     Header
+	flow    uint64 // the provider's number of the connection (0: an old provider gave none)
 	in, out atomic.Uint64
 }
 
@@ -151,11 +152,15 @@ func (c *Conn) RemoteAddr() net.Addr { return Addr(c.hdr.Target) }
 // Header returns the header the tunnel was opened with.
 func (c *Conn) Header() Header { return c.hdr }
 
-// Entry returns the connection log entry as the requester sees it: the
-// header's time and target and the bytes counted so far.
+// Entry returns the connection's log entry: the number the provider gave
+// it and the header's time and target. (Flow 0: the provider numbered
+// nothing, and the entry cannot be logged.)
 func (c *Conn) Entry() LogEntry {
-	return LogEntry{Time: c.hdr.Time, Target: c.hdr.Target, Up: c.out.Load(), Down: c.in.Load()}
+	return LogEntry{Flow: c.flow, Time: c.hdr.Time, Target: c.hdr.LogTarget()}
 }
+
+// Bytes are the bytes written and read so far.
+func (c *Conn) Bytes() (up, down uint64) { return c.out.Load(), c.in.Load() }
 
 // Addr is a tunnel target as a net.Addr.
 type Addr string
@@ -283,7 +288,17 @@ func (e *Exit) ServeStream(ctx context.Context, s Stream) (err error) {
 		}
 		return e.refuse(s, err)
 	}
-	if err := writeStatus(s, StatusOK, ""); err != nil {
+	entry, err := m.log.Open(h.Time, h.LogTarget())
+	if err != nil {
+		abort(target)
+		return e.refuse(s, err)
+	}
+	if err := s.SetWriteDeadline(time.Now().Add(statusWriteTimeout)); err != nil {
+		abort(s)
+		abort(target)
+		return fmt.Errorf("tunnel: write status: %w", err)
+	}
+	if _, err := s.Write(appendStatusOK(nil, entry.Flow)); err != nil {
 		abort(s)
 		abort(target)
 		return fmt.Errorf("tunnel: write status: %w", err)
@@ -294,14 +309,10 @@ func (e *Exit) ServeStream(ctx context.Context, s Stream) (err error) {
 		return fmt.Errorf("tunnel: clear deadline: %w", err)
 	}
 
-	var up, down int64
 	if h.Flow == FlowUDP {
-		up, down, err = serveUDP(ctx, s, target, m, e.udpIdle)
+		_, _, err = serveUDP(ctx, s, target, m, e.udpIdle)
 	} else {
-		up, down, err = splice(ctx, s, target, m, e.idle)
-	}
-	if _, _, lerr := m.log.Append(LogEntry{Time: h.Time, Target: h.LogTarget(), Up: uint64(up), Down: uint64(down)}); lerr != nil && err == nil {
-		err = lerr
+		_, _, err = splice(ctx, s, target, m, e.idle)
 	}
 	if err != nil && ctx.Err() != nil {
 		if merr := m.Err(); merr != nil {

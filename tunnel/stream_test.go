@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strconv"
@@ -71,7 +72,7 @@ func TestTunnelEchoHalfCloseMeterAndLog(t *testing.T) {
 		t.Fatalf("log has %d entries", len(entries))
 	}
 	want := c.Entry()
-	if e := entries[0]; !e.Time.Equal(want.Time) || e.Target != want.Target || e.Up != want.Up || e.Down != want.Down {
+	if e := entries[0]; e.Flow != 1 || want.Flow != 1 || !e.Time.Equal(want.Time) || e.Target != want.Target {
 		t.Fatalf("provider logged %+v, requester saw %+v", e, want)
 	}
 	head, n := m.Log().Head()
@@ -155,7 +156,7 @@ func TestServeStreamBadHeaderAndSkew(t *testing.T) {
 		if _, err := c.Write(frame); err != nil {
 			t.Fatal(err)
 		}
-		st, msg, err := readStatus(c)
+		st, msg, _, err := readStatus(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -217,7 +218,7 @@ func TestMeterStopCutsStreams(t *testing.T) {
 	if _, err := pr.open(t.Context(), testDeal, target.addr(), ""); !errors.Is(err, ErrNotPaid) {
 		t.Fatalf("reopen after stop: %v", err)
 	}
-	if e := m.Log().Drain(); len(e) != 1 || e[0].Up != 4 || e[0].Down != 4 {
+	if e := m.Log().Drain(); len(e) != 1 || e[0].Flow != 1 {
 		t.Fatalf("log after stop: %+v", e)
 	}
 }
@@ -330,26 +331,71 @@ func TestTunnelConcurrentStreamsShareMeterAndLog(t *testing.T) {
 
 // TestLogEntryEncoding pins the documented encoding with a test vector.
 func TestLogEntryEncoding(t *testing.T) {
-	e := LogEntry{Time: time.UnixMilli(0x0102030405), Target: "a.b:80", Up: 7, Down: 0x100}
+	e := LogEntry{Flow: 7, Time: time.UnixMilli(0x0102030405), Target: "a.b:80"}
 	b, err := e.MarshalBinary()
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "01" + "0000000102030405" + "0006" + hex.EncodeToString([]byte("a.b:80")) + "0000000000000007" + "0000000000000100"
+	want := "02" + "0000000000000007" + "0000000102030405" + "0006" + hex.EncodeToString([]byte("a.b:80"))
 	if got := hex.EncodeToString(b); got != want {
 		t.Fatalf("encoding\n got %s\nwant %s", got, want)
 	}
-	e2 := LogEntry{Time: time.UnixMilli(1), Target: "c:1"}
-	h1, _ := ChainHash(common.Hash{}, e)
+	e1 := LogEntry{Flow: 1, Time: time.UnixMilli(0x0102030405), Target: "a.b:80"}
+	e2 := LogEntry{Flow: 2, Time: time.UnixMilli(1), Target: "c:1"}
+	h1, _ := ChainHash(common.Hash{}, e1)
 	h12, _ := ChainHash(h1, e2)
-	both, _ := ChainHash(common.Hash{}, e, e2)
+	both, _ := ChainHash(common.Hash{}, e1, e2)
 	if h12 != both || h1 == both {
 		t.Fatal("chain hash is not incremental")
 	}
 	var l ConnLog
-	l.Append(e)
-	if head, _, _ := l.Append(e2); head != both {
+	if _, err := l.Open(e1.Time, e1.Target); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Open(e2.Time, e2.Target); err != nil {
+		t.Fatal(err)
+	}
+	if head, n := l.Head(); head != both || n != 2 {
 		t.Fatal("ConnLog head differs from ChainHash")
+	}
+	if _, err := (LogEntry{Target: "x:1"}).MarshalBinary(); !errors.Is(err, ErrBadRequest) {
+		t.Fatalf("an entry without a number encodes: %v", err)
+	}
+}
+
+// TestConnLogOrder: the requester adds entries in whatever order the
+// provider's answers bring their numbers; its heads pass through the
+// provider's, and a gap holds the log back until it is filled.
+func TestConnLogOrder(t *testing.T) {
+	var prov, req ConnLog
+	var es []LogEntry
+	for i := 0; i < 6; i++ {
+		e, err := prov.Open(time.UnixMilli(int64(1000+i)), fmt.Sprintf("h:%d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		es = append(es, e)
+	}
+	for _, i := range []int{1, 0, 3, 4} { // 2, 3 reorderd; 5, 6 missing 3
+		if err := req.Add(es[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h, n := req.Head(); n != 2 || !prov.Had(h) {
+		t.Fatalf("requester at %d entries, head %s: not one of the provider's", n, h.Hex())
+	}
+	_ = req.Add(es[2])
+	_ = req.Add(es[5])
+	_ = req.Add(es[1]) // twice: ignored
+	ph, pn := prov.Head()
+	if h, n := req.Head(); n != pn || h != ph {
+		t.Fatalf("requester %d %s, provider %d %s", n, h.Hex(), pn, ph.Hex())
+	}
+	// A restart resumes from the head and length; numbers go on.
+	var again ConnLog
+	again.Resume(pn, ph)
+	if e, _ := again.Open(time.UnixMilli(2000), "h:7"); e.Flow != 7 || !again.Resumed() {
+		t.Fatalf("after resume: %+v", e)
 	}
 }
 
@@ -403,7 +449,7 @@ func TestExitIdleTimeout(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("idle stream still served after 10 s")
 	}
-	if e := m.Log().Drain(); len(e) != 1 || e[0].Up == 0 {
+	if e := m.Log().Drain(); len(e) != 1 || e[0].Flow != 1 {
 		t.Fatalf("log after the idle cut: %+v", e)
 	}
 }
@@ -414,10 +460,10 @@ func TestConnLogHad(t *testing.T) {
 	var l ConnLog
 	var heads []common.Hash
 	for i := 0; i < 10; i++ {
-		h, _, err := l.Append(LogEntry{Time: time.UnixMilli(int64(i)), Target: "h:1", Up: uint64(i)})
-		if err != nil {
+		if _, err := l.Open(time.UnixMilli(int64(i)), "h:1"); err != nil {
 			t.Fatal(err)
 		}
+		h, _ := l.Head()
 		heads = append(heads, h)
 	}
 	for i, h := range append(heads, common.Hash{}) {
@@ -429,7 +475,7 @@ func TestConnLogHad(t *testing.T) {
 		t.Error("a made-up head matches")
 	}
 	for i := 0; i < MaxLogHistory; i++ {
-		_, _, _ = l.Append(LogEntry{Time: time.UnixMilli(int64(i)), Target: "h:2"})
+		_, _ = l.Open(time.UnixMilli(int64(i)), "h:2")
 	}
 	if l.Had(heads[0]) {
 		t.Errorf("a head %d appends ago is still remembered (history is bounded at %d)", MaxLogHistory, MaxLogHistory)

@@ -399,7 +399,7 @@ func runCrash(t *testing.T, st crashStep, side string) {
 	big := bigServer(t)
 	phase := "active"
 	var closedAt time.Time
-	var dealID string
+	var dealID, served string // the active deal, and the one a download went through
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -424,6 +424,9 @@ func runCrash(t *testing.T, st crashStep, side string) {
 					}
 				})
 				t.Logf("download through the proxy: %d bytes, %v", n, err)
+				if err == nil {
+					served = dealID
+				}
 				if err == nil || r.killed {
 					phase = "close"
 				}
@@ -435,6 +438,7 @@ func runCrash(t *testing.T, st crashStep, side string) {
 					t.Logf("download after the restart: %v", err)
 					break
 				}
+				served = dealID
 			}
 			if _, _, err := r.rc.run("deals", "close", dealID); err == nil || finalStatus(d.Status) || d.Status == "completed" {
 				phase, closedAt = "final", time.Now()
@@ -451,7 +455,7 @@ func runCrash(t *testing.T, st crashStep, side string) {
 				}
 			}
 			if done && !r.victim.exited() {
-				r.finish(st, dealID, before, sum(), closedAt, grace)
+				r.finish(st, served, before, sum(), closedAt, grace)
 				return
 			}
 		}

@@ -389,13 +389,19 @@ func (c *core) deliver(from common.Address, hint Peer, sm agreement.Sequenced) c
 	case sm.Seq > r.Recv+1: // after a gap: waits for the gap to be filled
 	default:
 		crash.Point("deal.received." + sm.Msg.Type())
-		if _, ok := sm.Msg.(*agreement.SignedVoucher); ok && r.Deal.Role == agreement.RoleProvider {
+		r.Recv = sm.Seq
+		c.dirty[id] = true
+		if v, ok := sm.Msg.(*agreement.SignedVoucher); ok && r.Deal.Role == agreement.RoleProvider {
+			if err := c.hooks.VoucherOK(id, v.Voucher.ConnLogHash); err != nil {
+				// Processed (and acknowledged), but not taken: the deal
+				// runs on the last voucher that was.
+				c.log.Warn("voucher refused: its connection log is not this provider's", "deal", id.Hex(), "err", err)
+				return id
+			}
 			c.refreshUsage(id, r)
 		}
 		open := r.Deal.Role == agreement.RoleRequester && c.offers.RequestOpen(r.Deal.Terms.RequestID)
 		c.step(agreement.Receive{At: c.now, From: from, Msg: sm.Msg, RequestOpen: open})
-		r.Recv = sm.Seq
-		c.dirty[id] = true
 	}
 	return id
 }
@@ -404,9 +410,9 @@ func (c *core) deliver(from common.Address, hint Peer, sm agreement.Sequenced) c
 // machine before a voucher is judged against it: a fast transfer would
 // otherwise make honest vouchers look like they pay too far ahead.
 func (c *core) refreshUsage(id common.Hash, r *Record) {
-	b, head, ok := c.hooks.Usage(id)
-	if ok && b > r.Deal.Bytes {
-		c.step(agreement.Usage{At: c.now, DealID: id, Bytes: b, ConnLogHash: head})
+	u, ok := c.hooks.Usage(id)
+	if ok && u.Bytes > r.Deal.Bytes {
+		c.step(agreement.Usage{At: c.now, DealID: id, Bytes: u.Bytes, ConnLogHash: u.ConnLog, ConnLogLen: u.ConnLogLen})
 	}
 }
 

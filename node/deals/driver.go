@@ -264,10 +264,10 @@ func (d *Driver) Close(ctx context.Context, id common.Hash) error {
 	})
 }
 
-// Usage reports a deal's metered bytes and connection-log head.
-func (d *Driver) Usage(ctx context.Context, id common.Hash, bytes uint64, connLog common.Hash) error {
+// Usage reports a deal's metered bytes and connection log.
+func (d *Driver) Usage(ctx context.Context, id common.Hash, u Metered) error {
 	return d.do(ctx, func(c *core) error {
-		return c.command(d.cfg.Now(), agreement.Usage{At: d.cfg.Now(), DealID: id, Bytes: bytes, ConnLogHash: connLog})
+		return c.command(d.cfg.Now(), agreement.Usage{At: d.cfg.Now(), DealID: id, Bytes: u.Bytes, ConnLogHash: u.ConnLog, ConnLogLen: u.ConnLogLen})
 	})
 }
 

@@ -124,10 +124,11 @@ func (h *simHooks) Permissions(ps []agreement.Permission) {
 	}
 }
 func (h *simHooks) Reservations([]agreement.Reservation) {}
-func (h *simHooks) Usage(id common.Hash) (uint64, common.Hash, bool) {
+func (h *simHooks) Usage(id common.Hash) (Metered, bool) {
 	b, ok := h.meter[id]
-	return b, common.Hash{}, ok
+	return Metered{Bytes: b}, ok
 }
+func (h *simHooks) VoucherOK(common.Hash, common.Hash) error { return nil }
 
 type simOffers struct {
 	w *sim

@@ -248,7 +248,19 @@ type Hooks interface {
 	Reservations(rs []agreement.Reservation)
 	// Usage is the provider's current meter reading of a deal, taken
 	// before a voucher is judged (ok false: none).
-	Usage(id common.Hash) (bytes uint64, connLog common.Hash, ok bool)
+	Usage(id common.Hash) (u Metered, ok bool)
+	// VoucherOK is the provider's check of a voucher's connection-log
+	// head against its own log; an error refuses the voucher (the node
+	// stops serving the deal).
+	VoucherOK(id common.Hash, connLog common.Hash) error
+}
+
+// Metered is a meter reading: the deal's bytes on this side and its
+// connection log's head and length.
+type Metered struct {
+	Bytes      uint64
+	ConnLog    common.Hash
+	ConnLogLen uint64
 }
 
 // Cursor is where the chain watcher is: the next block to read and the
