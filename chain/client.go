@@ -295,6 +295,9 @@ func (s *sender) sendTx(ctx context.Context, tx *types.Transaction) error {
 	return s.b.SendTransaction(ctx, tx)
 }
 
+// firstPoll is the first wait for a receipt.
+const firstPoll = 25 * time.Millisecond
+
 // maxReplacements bounds how often one transaction is replaced; each
 // replacement raises its fees by at least an eighth.
 const maxReplacements = 6
@@ -308,7 +311,10 @@ const maxReplacements = 6
 func (s *sender) wait(ctx context.Context, tx *types.Transaction) (*types.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.receiptTimeout)
 	defer cancel()
-	t := time.NewTicker(s.cfg.pollInterval)
+	// The first looks come soon (a dev chain seals within milliseconds),
+	// then the interval doubles up to the poll interval.
+	every := min(firstPoll, s.cfg.pollInterval)
+	t := time.NewTimer(every)
 	defer t.Stop()
 	sent := []common.Hash{tx.Hash()}
 	cur, sentAt, replacing := tx, time.Now(), true
@@ -354,6 +360,8 @@ func (s *sender) wait(ctx context.Context, tx *types.Transaction) (*types.Receip
 			}
 			return nil, fmt.Errorf("tx %s: wait for receipt: %w", tx.Hash(), ctx.Err())
 		case <-t.C:
+			every = min(2*every, s.cfg.pollInterval)
+			t.Reset(every)
 		}
 	}
 }

@@ -338,7 +338,7 @@ func testLogger(t *testing.T) *slog.Logger {
 	if !testing.Verbose() {
 		return nil
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: testLogLevel()}))
 }
 
 // TestDealSurvivesRestart: a provider restarted mid-deal comes back with
@@ -410,4 +410,49 @@ func awaitOffers(t *testing.T, ctx context.Context, n *node.Node, want int) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestDealActiveWithoutTick: with the deal tick an hour long, a deal still
+// goes from request to active on both sides, because what the set-up waits
+// for wakes the driver: a new request the proposer, the requester's mined
+// open transaction and the provider's first voucher of a deal not yet
+// seen funded the chain watcher.
+func TestDealActiveWithoutTick(t *testing.T) {
+	cfg := dealTestConfig
+	cfg.Tick = time.Hour
+	dc := startGraceChain(t)
+	tn := startTestnet(t, testnet.Config{Nodes: 2, Countries: []string{"DE"}, DevChain: dc,
+		NodeOptions: []node.Option{node.WithDeals(cfg)}, Logger: testLogger(t)})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	if err := tn.AwaitMesh(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	prov, req := tn.Members[0].Node, tn.Members[1].Node
+	if _, err := prov.CreateOffer(ctx, dealOffer("DE", 2, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testnet.Await(ctx, func() error {
+		if n := req.Book().Count(); n < 1 {
+			return fmt.Errorf("requester sees %d offers", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, req, r.ID().Hex(), "active")
+	awaitDeal(t, ctx, prov, r.ID().Hex(), "active")
+	t.Logf("deal %s active on both sides", d.ID)
+}
+
+// testLogLevel is info, or debug with IPSX_TEST_DEBUG set.
+func testLogLevel() slog.Level {
+	if os.Getenv("IPSX_TEST_DEBUG") != "" {
+		return slog.LevelDebug
+	}
+	return slog.LevelInfo
 }

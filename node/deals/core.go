@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -78,10 +79,11 @@ type effects struct {
 	perms        []agreement.Permission
 	reservations []agreement.Reservation
 	updated      []Record
+	pollChain    bool // an event is likely on chain: the watcher looks now
 }
 
 func (e *effects) empty() bool {
-	return len(e.sends) == 0 && len(e.txs) == 0 && len(e.perms) == 0 && len(e.reservations) == 0 && len(e.updated) == 0
+	return len(e.sends) == 0 && len(e.txs) == 0 && len(e.perms) == 0 && len(e.reservations) == 0 && len(e.updated) == 0 && !e.pollChain
 }
 
 // seriesKey names an offer across its versions (a provider republishes its
@@ -177,6 +179,7 @@ func (c *core) takeEffects() effects {
 // answer to write back, after everything it caused is saved.
 func (c *core) receive(now time.Time, from common.Address, hint Peer, p agreement.Packet) (agreement.Packet, error) {
 	c.begin(now)
+	c.log.Debug("deal packet in", "peer", from.Hex(), "msgs", msgKinds(p), "acks", len(p.Acks), "sync", p.Sync)
 	named := c.applyAcks(from, p.Acks)
 	for _, sm := range p.Msgs {
 		if id := c.deliver(from, hint, sm); id != (common.Hash{}) {
@@ -263,15 +266,34 @@ func (c *core) tick(now time.Time) error {
 	return nil
 }
 
+// startDue is the earliest start, after now, of a funded deal: the machine
+// starts the service then, and the loop ticks at that moment instead of
+// waiting for its next tick. Zero if no funded deal waits for its start.
+func (c *core) startDue(now time.Time) time.Time {
+	var due time.Time
+	for _, r := range c.recs {
+		d := &r.Deal
+		if d.Local() != agreement.StatusFunded || d.Terms.Start <= uint64(now.Unix()) {
+			continue
+		}
+		if at := time.Unix(int64(d.Terms.Start), 0); due.IsZero() || at.Before(due) {
+			due = at
+		}
+	}
+	return due
+}
+
 // txDone handles a transaction's outcome.
 func (c *core) txDone(now time.Time, tx agreement.Tx, err error, outcome TxOutcome) error {
 	c.begin(now)
 	if err == nil {
 		c.log.Info("escrow transaction mined", "deal", tx.DealID.Hex(), "tx", tx.Kind)
-		return nil // the chain watcher brings the event
+		c.eff.pollChain = true // the chain watcher brings the event
+		return nil
 	}
 	if outcome == TxOnChain {
 		c.log.Info("escrow transaction not needed: the outcome is on chain", "deal", tx.DealID.Hex(), "tx", tx.Kind, "err", err)
+		c.eff.pollChain = true
 		return nil
 	}
 	c.log.Warn("escrow transaction failed", "deal", tx.DealID.Hex(), "tx", tx.Kind, "final", outcome == TxFinal, "err", err)
@@ -296,6 +318,7 @@ func (c *core) chainEvents(now time.Time, unwound, evs []Event) error {
 	for _, e := range evs {
 		if _, ok := c.m.Deal(e.DealID); ok {
 			crash.Point("deal.chain." + eventKind(e.Ev))
+			c.log.Debug("deal event", "deal", e.DealID.Hex(), "event", eventKind(e.Ev), "block", e.Block)
 			c.step(withTime(e.Ev, now))
 		}
 	}
@@ -402,6 +425,11 @@ func (c *core) deliver(from common.Address, hint Peer, sm agreement.Sequenced) c
 		}
 		open := r.Deal.Role == agreement.RoleRequester && c.offers.RequestOpen(r.Deal.Terms.RequestID)
 		c.step(agreement.Receive{At: c.now, From: from, Msg: sm.Msg, RequestOpen: open})
+		if d, ok := c.m.Deal(id); ok && d.Role == agreement.RoleProvider && d.Local() == agreement.StatusAccepted {
+			// The requester speaks after an accept only once it funded
+			// the deal: the Opened event is likely on chain already.
+			c.eff.pollChain = true
+		}
 	}
 	return id
 }
@@ -485,6 +513,9 @@ func (c *core) flush() error {
 			if r == nil {
 				r = &Record{Recv: c.newRecv[id], Peer: c.newPeer[id], Offer: c.newOffer[id]}
 				c.recs[id] = r
+			}
+			if was, now := r.Deal.Status(), u.Deal.Status(); was != now {
+				c.log.Debug("deal status", "deal", id.Hex(), "from", was, "to", now, "local", u.Deal.Local())
 			}
 			r.Deal = u.Deal
 			r.History = append(r.History, u.History...)
@@ -863,4 +894,13 @@ func (c *core) setOffer(now time.Time, o *orderbook.Order) error {
 		return ferr
 	}
 	return err
+}
+
+// msgKinds names the messages of a packet, for the debug log.
+func msgKinds(p agreement.Packet) []string {
+	ks := make([]string, len(p.Msgs))
+	for i, sm := range p.Msgs {
+		ks[i] = strings.TrimPrefix(fmt.Sprintf("%T", sm.Msg), "agreement.")
+	}
+	return ks
 }

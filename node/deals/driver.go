@@ -36,6 +36,7 @@ type Driver struct {
 	started chan struct{}   // closed when Run has started the loop
 	stopped chan struct{}   // closed when the loop ends
 	kick    chan struct{}   // wakes the proposer
+	wake    chan struct{}   // wakes the chain watcher
 	runCtx  context.Context // set before running
 	running atomic.Bool
 	wg      sync.WaitGroup
@@ -67,7 +68,7 @@ func New(cfg Config, store Store, tr Transport, ch Chain, offers Offers, hooks H
 	}
 	d := &Driver{
 		cfg: cfg, log: log, tr: tr, chain: ch, offers: offers, hooks: hooks,
-		inputs: make(chan input), started: make(chan struct{}), stopped: make(chan struct{}), kick: make(chan struct{}, 1),
+		inputs: make(chan input), started: make(chan struct{}), stopped: make(chan struct{}), kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 		views: map[common.Hash]Record{}, perms: map[common.Hash]agreement.Permission{},
 	}
 	d.core = newCore(cfg, m, store, offers, hooks, log)
@@ -125,6 +126,12 @@ func (d *Driver) loop(ctx context.Context) error {
 	d.dispatch(ctx)
 	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
+	// start wakes the loop when a funded deal's service may begin (see
+	// startDue); the tick covers every other timer.
+	start := time.NewTimer(time.Hour)
+	start.Stop()
+	defer start.Stop()
+	var startAt time.Time
 	for {
 		var err error
 		select {
@@ -139,6 +146,15 @@ func (d *Driver) loop(ctx context.Context) error {
 		case <-t.C:
 			err = c.tick(d.cfg.Now())
 			d.dispatch(ctx)
+		case <-start.C:
+			startAt = time.Time{}
+			err = c.tick(d.cfg.Now())
+			d.dispatch(ctx)
+		}
+		now := d.cfg.Now()
+		if due := c.startDue(now); !due.IsZero() && (startAt.IsZero() || due.Before(startAt)) {
+			startAt = due
+			start.Reset(due.Sub(now))
 		}
 		if errors.Is(err, ErrStore) {
 			d.log.Error("deal driver stops: a record could not be saved", "err", err)
@@ -167,6 +183,12 @@ func (d *Driver) dispatch(ctx context.Context) {
 		}
 		d.viewMu.Unlock()
 	}
+	if e.pollChain {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
 	if len(e.perms) > 0 {
 		d.hooks.Permissions(e.perms)
 	}
@@ -180,6 +202,7 @@ func (d *Driver) dispatch(ctx context.Context) {
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
+			d.log.Debug("deal packet out", "peer", s.To.Hex(), "msgs", msgKinds(s.Packet), "acks", len(s.Packet.Acks), "sync", s.Packet.Sync)
 			xctx, cancel := context.WithTimeout(ctx, d.cfg.ExchangeTimeout)
 			reply, reached, err := d.tr.Exchange(xctx, s.To, s.Hint, s.Packet)
 			cancel()

@@ -11,7 +11,9 @@ import (
 const maxBlockRange = 5000
 
 // watch feeds the escrow's confirmed deal events into the loop, and
-// unwinds those of blocks a reorganisation replaced.
+// unwinds those of blocks a reorganisation replaced. It reads the chain
+// every tick, and at once when the loop expects an event (an own
+// transaction mined, a funded deal's first message before its Opened).
 func (d *Driver) watch(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Tick)
 	defer t.Stop()
@@ -23,6 +25,7 @@ func (d *Driver) watch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-d.wake:
 		}
 	}
 }
