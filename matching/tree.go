@@ -54,26 +54,30 @@ func newTree(sh *shard, l []int32, left []uint32) *tree {
 		if left[j] == 0 {
 			continue
 		}
-		e := &sh.offers[j]
-		o := e.o
 		t.rem[size+k] = left[j]
-		t.agg[size+k] = agg{
-			maxBW:     o.Bandwidth,
-			maxMaxDur: o.MaxDuration,
-			minMinDur: o.MinDuration,
-			minGB:     e.gbRank,
-			types:     1 << o.IPType,
-			protos:    uint8(o.Protocols),
-			region:    bloomString(o.Location.Region),
-			city:      bloomString(o.Location.City),
-			asns:      bloomASN(o.Location.ASN),
-		}
+		t.agg[size+k] = sh.offers[j].leaf
 	}
 	for n := size - 1; n >= 1; n-- {
 		t.rem[n] = max(t.rem[2*n], t.rem[2*n+1])
 		t.agg[n] = t.agg[2*n].join(t.agg[2*n+1])
 	}
 	return t
+}
+
+// leafOf is the bounds of offer e alone.
+func leafOf(e *entry) agg {
+	o := e.o
+	return agg{
+		maxBW:     o.Bandwidth,
+		maxMaxDur: o.MaxDuration,
+		minMinDur: o.MinDuration,
+		minGB:     e.gbRank,
+		types:     1 << o.IPType,
+		protos:    uint8(o.Protocols),
+		region:    bloomString(o.Location.Region),
+		city:      bloomString(o.Location.City),
+		asns:      bloomASN(o.Location.ASN),
+	}
 }
 
 // may reports whether node n's subtree can hold an offer for q.
