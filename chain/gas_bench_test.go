@@ -2,6 +2,7 @@ package chain
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +16,14 @@ import (
 //
 //	go test -bench Gas -run '^$' ./chain/
 func BenchmarkGas(b *testing.B) {
+	got := map[string]map[string]uint64{}
 	for _, rules := range []struct {
 		name string
 		cfg  *params.ChainConfig
 	}{{"mainnet", MainnetRules()}, {"devchain", params.AllDevChainProtocolChanges}} {
 		b.Run(rules.name, func(b *testing.B) {
 			g := measureGas(b, rules.cfg)
+			got[rules.name] = g
 			for b.Loop() {
 			}
 			for _, k := range gasKeys {
@@ -29,6 +32,16 @@ func BenchmarkGas(b *testing.B) {
 			fmt.Printf("gas %-8s %s\n", rules.name, formatGas(g))
 		})
 	}
+	// The summary line: the mainnet figures, and the devchain's total.
+	m, d := got["mainnet"], got["devchain"]
+	if m == nil || d == nil {
+		return // a -bench pattern picked one rule set only
+	}
+	line := "bench: gas"
+	for _, k := range gasKeys {
+		line += fmt.Sprintf(" %s=%d", strings.ReplaceAll(strings.ReplaceAll(k, "-", "_"), "+", "_"), m[k])
+	}
+	fmt.Printf("%s devchain_open_settle=%d\n", line, d["open+settle"])
 }
 
 var gasKeys = []string{"deposit", "open", "settle", "open+settle", "refund", "cancel", "withdraw",

@@ -3,10 +3,12 @@
 #   chain/build/<Name>.abi, chain/build/<Name>.bin   (solc, optimizer on)
 #   chain/bindings/<name>.go                          (go tool abigen --v2)
 # Usage: chain/generate.sh [OUTDIR]   (OUTDIR defaults to chain/; check-generated.sh
-# passes a temp dir). Needs node + npm; solc is installed from npm, pinned, into
-# chain/.solc/ (git-ignored) on first use, or, when the registry is unreachable,
-# copied from a prebuilt ../shared/tools/solc beside the checkout (or set
-# IPSX_SOLC_CACHE to such a directory). abigen comes from go.mod's tool directive.
+# passes a temp dir). Needs node; solc, pinned, goes into chain/.solc/
+# (git-ignored) on first use: copied from a prebuilt ../shared/tools/solc beside
+# the checkout (or ../../shared/tools/solc, for a worktree) when there is one,
+# else installed from npm. IPSX_SOLC_CACHE names another cache directory (one
+# already holding node_modules/solc is used as it is). abigen comes from go.mod's
+# tool directive.
 set -euo pipefail
 
 SOLC_VERSION=0.8.30
@@ -19,28 +21,40 @@ cache="${IPSX_SOLC_CACHE:-$here/.solc}"
 
 solc_version() { node -p "try{require('$1/node_modules/solc/package.json').version}catch(e){''}" 2>/dev/null; }
 
+# A prebuilt copy in a shared tools directory beside the checkout:
+# ../shared/tools/solc from the repository root, or one level further up for
+# a worktree under a directory of worktrees.
+root="$(cd "$here/.." && pwd)"
+prebuilt_dirs=("$root/../shared/tools/solc" "$root/../../shared/tools/solc")
+
 if [[ "$(solc_version "$cache")" != "$SOLC_VERSION" ]]; then
-	mkdir -p "$cache"
-	echo '{"private":true,"name":"ipsx-solc"}' >"$cache/package.json"
-	if ! npm install --prefix "$cache" --no-audit --no-fund --silent --save-exact "solc@$SOLC_VERSION" >&2; then
-		# No registry: a prebuilt copy in a shared tools directory beside the
-		# checkout (../shared/tools/solc, or two levels up for a worktree),
-		# read-only there, so copied into the cache.
-		found=
-		for dir in "$here/../../shared/tools/solc" "$here/../../../shared/tools/solc"; do
-			if [[ "$(solc_version "$dir")" == "$SOLC_VERSION" ]]; then
-				found="$dir"
-				break
-			fi
-		done
-		if [[ -z "$found" ]]; then
-			echo "chain: npm cannot install solc@$SOLC_VERSION and no prebuilt copy was found; set IPSX_SOLC_CACHE to a directory holding node_modules/solc" >&2
-			exit 1
+	found=
+	for dir in "${prebuilt_dirs[@]}"; do
+		if [[ "$(solc_version "$dir")" == "$SOLC_VERSION" ]]; then
+			found="$(cd "$dir" && pwd)"
+			break
 		fi
-		echo "chain: npm unreachable; using solc $SOLC_VERSION from $found" >&2
+	done
+	mkdir -p "$cache"
+	if [[ -n "$found" ]]; then
+		# The same pinned version, without a trip to the registry; read-only
+		# there, so copied into the cache.
+		echo "chain: using the prebuilt solc $SOLC_VERSION from $found" >&2
 		rm -rf "$cache/node_modules"
 		cp -R "$found/node_modules" "$cache/node_modules"
 		chmod -R u+w "$cache/node_modules"
+	else
+		echo '{"private":true,"name":"ipsx-solc"}' >"$cache/package.json"
+		if ! npm install --prefix "$cache" --no-audit --no-fund --silent --fetch-retries 1 --save-exact "solc@$SOLC_VERSION" >&2; then
+			{
+				echo "chain: cannot get solc $SOLC_VERSION: npm could not install it, and there is no prebuilt copy in"
+				for dir in "${prebuilt_dirs[@]}"; do
+					echo "chain:   $dir"
+				done
+				echo "chain: put solc-js $SOLC_VERSION there (a directory holding node_modules/solc), or set IPSX_SOLC_CACHE to such a directory"
+			} >&2
+			exit 1
+		fi
 	fi
 fi
 

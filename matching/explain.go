@@ -1,7 +1,6 @@
 package matching
 
 import (
-	"bytes"
 	"fmt"
 	"slices"
 	"time"
@@ -115,7 +114,7 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 	// Match hands out to the last one.
 	reqID := req.ID()
 	var soldOut map[common.Hash]bool
-	if s.has(reqID) {
+	if s.has(req, reqID) {
 		fills, err := Match(s, now, p)
 		if err != nil {
 			return nil, err
@@ -158,10 +157,10 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 		for i := range sh.offers {
 			e := &sh.offers[i]
 			r, detail := check(e.o, req, cut)
-			if r == ReasonNone && soldOut[e.id] {
+			if r == ReasonNone && soldOut[e.ID()] {
 				r, detail = ReasonCapacity, "requests of higher priority take all its IPs"
 			}
-			v := Verdict{Offer: e.o, OfferID: e.id, Reason: r, Detail: detail}
+			v := Verdict{Offer: e.o, OfferID: e.ID(), Reason: r, Detail: detail}
 			if r == ReasonNone {
 				v.IPs = min(req.IPs, e.o.IPs)
 			}
@@ -188,7 +187,7 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 		if c := compareOffers(*a.e, *b.e); c != 0 {
 			return c
 		}
-		return bytes.Compare(a.e.id[:], b.e.id[:])
+		return compareIDs(a.e, b.e)
 	})
 	n := len(all)
 	if p.MaxCandidates > 0 {
@@ -201,10 +200,12 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 	return out, nil
 }
 
-// has reports whether the snapshot holds the request with this id.
-func (s *Snapshot) has(id common.Hash) bool {
+// has reports whether the snapshot holds the request r with this id. Only
+// requests of r's series can have its id, so only theirs are computed.
+func (s *Snapshot) has(r *orderbook.Order, id common.Hash) bool {
 	for i := range s.requests {
-		if s.requests[i].id == id {
+		e := &s.requests[i]
+		if e.o.Maker == r.Maker && e.o.Nonce == r.Nonce && e.ID() == id {
 			return true
 		}
 	}

@@ -73,16 +73,44 @@ type Fill struct {
 	PricePerGB   *big.Int
 }
 
-func newFill(r, o *entry, ips uint32) Fill {
+func newFill(r, o *entry, ips uint32, pc *priceCopier) Fill {
 	return Fill{
 		Request:      r.o,
 		Offer:        o.o,
-		RequestID:    r.id,
-		OfferID:      o.id,
+		RequestID:    r.ID(),
+		OfferID:      o.ID(),
 		IPs:          ips,
-		PricePerHour: new(big.Int).Set(o.o.PricePerHour),
-		PricePerGB:   new(big.Int).Set(o.o.PricePerGB),
+		PricePerHour: pc.copy(o.o.PricePerHour),
+		PricePerGB:   pc.copy(o.o.PricePerGB),
 	}
+}
+
+// priceCopier hands out copies of prices carved from shared slabs: a Match
+// copies two prices per fill, and one allocation for each copy and each of
+// its words was a third of what a prepared Match cost. A copy's words are
+// capped at its length, so arithmetic on one copy that needs more room
+// reallocates instead of writing into a neighbour.
+type priceCopier struct {
+	ints  []big.Int
+	words []big.Word
+	slab  int // the next slab's length in ints; doubles up to 512
+}
+
+func (pc *priceCopier) copy(p *big.Int) *big.Int {
+	if len(pc.ints) == 0 {
+		pc.slab = min(512, max(8, 2*pc.slab))
+		pc.ints = make([]big.Int, pc.slab)
+	}
+	z := &pc.ints[0]
+	pc.ints = pc.ints[1:]
+	w := p.Bits()
+	if len(pc.words) < len(w) {
+		pc.words = make([]big.Word, max(2*pc.slab, len(w)))
+	}
+	nw := pc.words[:len(w):len(w)]
+	pc.words = pc.words[len(w):]
+	copy(nw, w)
+	return z.SetBits(nw) // prices are not negative (usable)
 }
 
 // Match matches the snapshot's live requests with its live offers at now
@@ -97,6 +125,7 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 	cut := p.cutoff(now)
 	ledgers := make(map[string]*ledger) // by country; looked up, never iterated
 	var fills []Fill
+	var pc priceCopier
 	for i := range s.requests {
 		r := &s.requests[i]
 		if r.o.Expires <= cut {
@@ -117,7 +146,7 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 			continue
 		}
 		l, t := sh.lists[id], b.tree(id)
-		q := newQuery(sh, r.o, l)
+		q := newQuery(sh, r, l)
 		need, used := r.o.IPs, 0
 		for pos := 0; need > 0 && (p.MaxSplit == 0 || used < p.MaxSplit); {
 			k := t.find(pos, q)
@@ -126,7 +155,7 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 			}
 			j := l[k]
 			take := min(need, b.left[j])
-			fills = append(fills, newFill(r, &sh.offers[j], take))
+			fills = append(fills, newFill(r, &sh.offers[j], take, &pc))
 			need -= take
 			used++
 			b.take(j, take)
@@ -200,15 +229,16 @@ func Candidates(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]F
 		return nil, nil
 	}
 	l := sh.lists[id]
-	r := entry{o: req, id: req.ID()}
-	q := newQuery(sh, req, l)
+	r := entry{o: req, id: req.ID(), hour: toU256(req.PricePerHour), gb: toU256(req.PricePerGB)}
+	q := newQuery(sh, &r, l)
 	var out []Fill
+	var pc priceCopier
 	for _, j := range l[:q.end] {
 		o := &sh.offers[j]
 		if o.o.Expires <= cut || !q.admits(o) {
 			continue
 		}
-		out = append(out, newFill(&r, o, min(req.IPs, o.o.IPs)))
+		out = append(out, newFill(&r, o, min(req.IPs, o.o.IPs), &pc))
 		if len(out) == p.MaxCandidates {
 			break
 		}
@@ -226,12 +256,13 @@ type query struct {
 	region, city, as uint64 // bloom bits; 0 when r leaves it open
 }
 
-func newQuery(sh *shard, r *orderbook.Order, l []int32) *query {
-	hb := bound(sh.hourPrice, r.PricePerHour)
+func newQuery(sh *shard, re *entry, l []int32) *query {
+	r := re.o
+	hb := bound(sh.hourPrice, &re.hour)
 	q := &query{
 		r:       r,
 		end:     sort.Search(len(l), func(k int) bool { return sh.offers[l[k]].hourRank >= hb }),
-		gbBound: bound(sh.gbPrice, r.PricePerGB),
+		gbBound: bound(sh.gbPrice, &re.gb),
 	}
 	if r.IPType == orderbook.IPAny {
 		q.types = 1<<orderbook.IPResidential | 1<<orderbook.IPMobile | 1<<orderbook.IPDatacenter

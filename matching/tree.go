@@ -11,15 +11,18 @@ import "math"
 // bounds, so they loosen no ancestor's.
 type tree struct {
 	offers []entry
-	leaf   []int32  // leaf k is offers[leaf[k]]
-	size   int      // leaves, a power of two
-	rem    []uint32 // remaining IPs: max over the subtree
-	agg    []agg    // static bounds; identity for padding and expired offers
+	leaf   []int32 // leaf k is offers[leaf[k]]
+	size   int     // leaves, a power of two
+	agg    []agg   // bounds; identity for padding and expired or sold-out offers
 }
 
+// agg is a node's bounds. rem, the most IPs any offer of the subtree has
+// left, lives in the same struct (in its padding, as it were) so that a
+// search reads one cache line per node.
 type agg struct {
 	maxBW, maxMaxDur   uint32
 	minMinDur, minGB   uint32
+	rem                uint32
 	types, protos      uint8
 	region, city, asns uint64 // OR of bloom bits
 }
@@ -32,6 +35,7 @@ func (a agg) join(b agg) agg {
 		maxMaxDur: max(a.maxMaxDur, b.maxMaxDur),
 		minMinDur: min(a.minMinDur, b.minMinDur),
 		minGB:     min(a.minGB, b.minGB),
+		rem:       max(a.rem, b.rem),
 		types:     a.types | b.types,
 		protos:    a.protos | b.protos,
 		region:    a.region | b.region,
@@ -46,7 +50,7 @@ func newTree(sh *shard, l []int32, left []uint32) *tree {
 	for size < len(l) {
 		size <<= 1
 	}
-	t := &tree{offers: sh.offers, leaf: l, size: size, rem: make([]uint32, 2*size), agg: make([]agg, 2*size)}
+	t := &tree{offers: sh.offers, leaf: l, size: size, agg: make([]agg, 2*size)}
 	for k := range t.agg[size:] {
 		t.agg[size+k] = identity
 	}
@@ -54,32 +58,35 @@ func newTree(sh *shard, l []int32, left []uint32) *tree {
 		if left[j] == 0 {
 			continue
 		}
-		e := &sh.offers[j]
-		o := e.o
-		t.rem[size+k] = left[j]
-		t.agg[size+k] = agg{
-			maxBW:     o.Bandwidth,
-			maxMaxDur: o.MaxDuration,
-			minMinDur: o.MinDuration,
-			minGB:     e.gbRank,
-			types:     1 << o.IPType,
-			protos:    uint8(o.Protocols),
-			region:    bloomString(o.Location.Region),
-			city:      bloomString(o.Location.City),
-			asns:      bloomASN(o.Location.ASN),
-		}
+		t.agg[size+k] = sh.offers[j].leaf
+		t.agg[size+k].rem = left[j]
 	}
 	for n := size - 1; n >= 1; n-- {
-		t.rem[n] = max(t.rem[2*n], t.rem[2*n+1])
 		t.agg[n] = t.agg[2*n].join(t.agg[2*n+1])
 	}
 	return t
 }
 
+// leafOf is the bounds of offer e alone.
+func leafOf(e *entry) agg {
+	o := e.o
+	return agg{
+		maxBW:     o.Bandwidth,
+		maxMaxDur: o.MaxDuration,
+		minMinDur: o.MinDuration,
+		minGB:     e.gbRank,
+		types:     1 << o.IPType,
+		protos:    uint8(o.Protocols),
+		region:    bloomString(o.Location.Region),
+		city:      bloomString(o.Location.City),
+		asns:      bloomASN(o.Location.ASN),
+	}
+}
+
 // may reports whether node n's subtree can hold an offer for q.
 func (t *tree) may(n int, q *query) bool {
 	a, r := &t.agg[n], q.r
-	return t.rem[n] > 0 &&
+	return a.rem > 0 &&
 		a.types&q.types != 0 &&
 		uint8(r.Protocols)&a.protos == uint8(r.Protocols) &&
 		a.maxBW >= r.Bandwidth &&
@@ -121,22 +128,21 @@ func (t *tree) search(n, nl, nr, lo int, q *query) int {
 // leftovers among sold-out offers instead of descending to them.
 func (t *tree) set(k int, v uint32) {
 	n := t.size + k
-	t.rem[n] = v
 	if v == 0 {
 		t.agg[n] = identity
 		for n > 1 {
 			n >>= 1
-			t.rem[n] = max(t.rem[2*n], t.rem[2*n+1])
 			t.agg[n] = t.agg[2*n].join(t.agg[2*n+1])
 		}
 		return
 	}
+	t.agg[n].rem = v
 	for n > 1 {
 		n >>= 1
-		m := max(t.rem[2*n], t.rem[2*n+1])
-		if t.rem[n] == m {
+		m := max(t.agg[2*n].rem, t.agg[2*n+1].rem)
+		if t.agg[n].rem == m {
 			break
 		}
-		t.rem[n] = m
+		t.agg[n].rem = m
 	}
 }

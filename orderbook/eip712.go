@@ -1,11 +1,15 @@
 package orderbook
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
+	"maps"
 	"math/big"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
@@ -34,31 +38,51 @@ var (
 	domainVersionHash = crypto.Keccak256Hash([]byte(DomainVersion))
 )
 
-// encoder builds the 32-byte-word encoding of EIP-712's encodeData.
-type encoder struct{ buf []byte }
+// encoder builds the 32-byte-word encoding of EIP-712's encodeData and
+// hashes it. Encoders are pooled with their Keccak state and buffers: an
+// order id is computed for every order validated and every order a
+// snapshot is built from, and allocating a hasher and a buffer for each of
+// its keccak calls cost more than the permutations themselves.
+type encoder struct {
+	k   crypto.KeccakState
+	buf []byte    // the words of one struct
+	tmp [136]byte // one Keccak-256 block: strings and the digest input
+}
+
+var encoders = sync.Pool{New: func() any {
+	return &encoder{k: crypto.NewKeccakState(), buf: make([]byte, 0, 18*32)}
+}}
+
+func getEncoder() *encoder {
+	e := encoders.Get().(*encoder)
+	e.buf = e.buf[:0]
+	return e
+}
+
+func (e *encoder) free() { encoders.Put(e) }
+
+var zeroWord [32]byte
 
 func (e *encoder) word(w []byte) { e.buf = append(e.buf, w...) }
 
 func (e *encoder) hash(h common.Hash) { e.word(h[:]) }
 
 func (e *encoder) uint(v uint64) {
-	var w [32]byte
-	binary.BigEndian.PutUint64(w[24:], v)
-	e.word(w[:])
+	e.buf = append(e.buf, zeroWord[:24]...)
+	e.buf = binary.BigEndian.AppendUint64(e.buf, v)
 }
 
 func (e *encoder) big(v *big.Int) {
-	var w [32]byte
+	n := len(e.buf)
+	e.buf = append(e.buf, zeroWord[:]...)
 	if v != nil {
-		v.FillBytes(w[:]) // callers check the range first
+		v.FillBytes(e.buf[n:]) // callers check the range first
 	}
-	e.word(w[:])
 }
 
 func (e *encoder) address(a common.Address) {
-	var w [32]byte
-	copy(w[12:], a[:])
-	e.word(w[:])
+	e.buf = append(e.buf, zeroWord[:12]...)
+	e.buf = append(e.buf, a[:]...)
 }
 
 func (e *encoder) boolean(b bool) {
@@ -69,55 +93,130 @@ func (e *encoder) boolean(b bool) {
 	e.uint(v)
 }
 
-func (e *encoder) string(s string) { e.hash(crypto.Keccak256Hash([]byte(s))) }
+func (e *encoder) string(s string) { e.hash(e.stringHash(s)) }
 
-func (e *encoder) sum() common.Hash { return crypto.Keccak256Hash(e.buf) }
+// stringHash is keccak256(s), looked up for the empty string and the
+// country codes (which are also many regions' codes), and remembered for
+// other strings in a small cache, since the regions and cities of a book
+// repeat.
+func (e *encoder) stringHash(s string) common.Hash {
+	if h, ok := knownStrings[s]; ok {
+		return h
+	}
+	slot := &stringCache[maphash.String(stringSeed, s)%uint64(len(stringCache))]
+	if c := slot.Load(); c != nil && c.s == s {
+		return c.h
+	}
+	e.k.Reset()
+	for r := s; len(r) > 0; {
+		n := copy(e.tmp[:], r)
+		e.k.Write(e.tmp[:n])
+		r = r[n:]
+	}
+	h := e.read()
+	if len(s) <= maxCachedString {
+		slot.Store(&cachedString{s: s, h: h})
+	}
+	return h
+}
+
+// stringCache is a direct-mapped cache of string hashes: bounded, lock
+// free, and exact (a slot holds the string it hashed), so that a peer
+// churning it with new strings costs only misses.
+var (
+	stringCache [1024]atomic.Pointer[cachedString]
+	stringSeed  = maphash.MakeSeed()
+)
+
+const maxCachedString = 256
+
+type cachedString struct {
+	s string
+	h common.Hash
+}
+
+// knownStrings holds keccak256 of "" and of every country code; read-only
+// after init.
+var knownStrings = func() map[string]common.Hash {
+	m := make(map[string]common.Hash, len(countries)+1)
+	m[""] = crypto.Keccak256Hash(nil)
+	for cc := range countries {
+		m[cc] = crypto.Keccak256Hash([]byte(cc))
+	}
+	return m
+}()
+
+func (e *encoder) keccak(b []byte) common.Hash {
+	e.k.Reset()
+	e.k.Write(b)
+	return e.read()
+}
+
+// read squeezes the hash out through e.tmp: a local array handed to the
+// interface method would escape, an allocation per hash.
+func (e *encoder) read() (h common.Hash) {
+	e.k.Read(e.tmp[:32])
+	copy(h[:], e.tmp[:32])
+	return h
+}
+
+func (e *encoder) sum() common.Hash { return e.keccak(e.buf) }
+
+// digest is keccak256("\x19\x01" || domainSeparator || hashStruct) of the
+// struct encoded in e.
+func (e *encoder) digest(d Domain) common.Hash {
+	structHash := e.sum()
+	sep := d.Separator()
+	b := e.tmp[:66]
+	b[0], b[1] = 0x19, 0x01
+	copy(b[2:34], sep[:])
+	copy(b[34:], structHash[:])
+	return e.keccak(b)
+}
 
 // separators caches domain separators; a network has one or two domains,
 // and the cache stops growing at maxSeparators so that orders claiming
-// arbitrary domains (which are refused anyway) cannot bloat it.
+// arbitrary domains (which are refused anyway) cannot bloat it. The map is
+// copied on write, so that the parallel readers on the validation path
+// share no lock.
 var (
-	separatorsMu sync.RWMutex
-	separators   = map[Domain]common.Hash{}
+	separatorsMu sync.Mutex // serialises writers
+	separators   atomic.Pointer[map[Domain]common.Hash]
 )
 
 const maxSeparators = 16
 
 // Separator is the EIP-712 domain separator.
 func (d Domain) Separator() common.Hash {
-	separatorsMu.RLock()
-	h, ok := separators[d]
-	separatorsMu.RUnlock()
-	if ok {
-		return h
+	if m := separators.Load(); m != nil {
+		if h, ok := (*m)[d]; ok {
+			return h
+		}
 	}
-	h = d.separator()
+	h := d.separator()
 	separatorsMu.Lock()
-	if len(separators) < maxSeparators {
-		separators[d] = h
+	defer separatorsMu.Unlock()
+	old := separators.Load()
+	if old == nil || len(*old) < maxSeparators {
+		m := make(map[Domain]common.Hash, 1)
+		if old != nil {
+			maps.Copy(m, *old)
+		}
+		m[d] = h
+		separators.Store(&m)
 	}
-	separatorsMu.Unlock()
 	return h
 }
 
 func (d Domain) separator() common.Hash {
-	e := encoder{buf: make([]byte, 0, 5*32)}
+	e := getEncoder()
+	defer e.free()
 	e.hash(domainTypeHash)
 	e.hash(domainNameHash)
 	e.hash(domainVersionHash)
 	e.uint(d.ChainID)
 	e.address(d.VerifyingContract)
 	return e.sum()
-}
-
-// digest is keccak256("\x19\x01" || domainSeparator || structHash).
-func (d Domain) digest(structHash common.Hash) common.Hash {
-	sep := d.Separator()
-	buf := make([]byte, 0, 66)
-	buf = append(buf, 0x19, 0x01)
-	buf = append(buf, sep[:]...)
-	buf = append(buf, structHash[:]...)
-	return crypto.Keccak256Hash(buf)
 }
 
 // Domain is the domain the order claims to be signed under.
@@ -127,7 +226,22 @@ func (o *Order) Domain() Domain {
 
 // StructHash is EIP-712's hashStruct of the order.
 func (o *Order) StructHash() common.Hash {
-	e := encoder{buf: make([]byte, 0, 18*32)}
+	e := getEncoder()
+	defer e.free()
+	o.encode(e)
+	return e.sum()
+}
+
+// ID is the order id: its EIP-712 digest under its domain.
+func (o *Order) ID() common.Hash {
+	e := getEncoder()
+	defer e.free()
+	o.encode(e)
+	return e.digest(o.Domain())
+}
+
+// encode writes the order's encodeData into e.
+func (o *Order) encode(e *encoder) {
 	switch o.Kind {
 	case KindOffer:
 		e.hash(offerTypeHash)
@@ -159,11 +273,7 @@ func (o *Order) StructHash() common.Hash {
 		e.big(o.PricePerGB)
 		e.uint(uint64(o.Bandwidth))
 	}
-	return e.sum()
 }
-
-// ID is the order id: its EIP-712 digest under its domain.
-func (o *Order) ID() common.Hash { return o.Domain().digest(o.StructHash()) }
 
 // Sign fills in Maker from key and sets Signature.
 func (o *Order) Sign(key *ecdsa.PrivateKey) error {
@@ -181,12 +291,13 @@ func (o *Order) Signer() (common.Address, error) { return recoverSigner(o.ID(), 
 
 // ID of a cancel: its EIP-712 digest; also its gossip message id.
 func (c *Cancel) ID() common.Hash {
-	e := encoder{buf: make([]byte, 0, 4*32)}
+	e := getEncoder()
+	defer e.free()
 	e.hash(cancelTypeHash)
 	e.address(c.Maker)
 	e.hash(c.OrderID)
 	e.uint(c.Created)
-	return Domain{c.ChainID, c.VerifyingContract}.digest(e.sum())
+	return e.digest(Domain{c.ChainID, c.VerifyingContract})
 }
 
 // Sign fills in Maker from key and sets Signature.
@@ -202,14 +313,15 @@ func (c *Cancel) Signer() (common.Address, error) { return recoverSigner(c.ID(),
 
 // ID of a heartbeat: its EIP-712 digest; also its gossip message id.
 func (h *Heartbeat) ID() common.Hash {
-	e := encoder{buf: make([]byte, 0, 6*32)}
+	e := getEncoder()
+	defer e.free()
 	e.hash(heartbeatTypeHash)
 	e.address(h.Maker)
 	e.string(h.Country)
 	e.uint(h.Created)
 	e.uint(uint64(h.Count))
 	e.hash(h.Digest)
-	return Domain{h.ChainID, h.VerifyingContract}.digest(e.sum())
+	return e.digest(Domain{h.ChainID, h.VerifyingContract})
 }
 
 // Sign fills in Maker from key and sets Signature.
@@ -234,7 +346,23 @@ func signDigest(d common.Hash, key *ecdsa.PrivateKey) ([]byte, error) {
 	return sig, nil
 }
 
-var secp256k1HalfN = new(big.Int).Rsh(crypto.S256().Params().N, 1)
+// The bounds of a signature's scalars as 32-byte big-endian numbers, so
+// that the check on every verification compares bytes instead of
+// allocating big.Ints: 1 <= r <= n-1, 1 <= s <= n/2 (low S).
+var (
+	secp256k1NMinus1 = scalarBytes(new(big.Int).Sub(crypto.S256().Params().N, big.NewInt(1)))
+	secp256k1HalfN   = scalarBytes(new(big.Int).Rsh(crypto.S256().Params().N, 1))
+)
+
+func scalarBytes(v *big.Int) (b [32]byte) {
+	v.FillBytes(b[:])
+	return b
+}
+
+// scalarIn reports whether the 32-byte big-endian x is in [1, max].
+func scalarIn(x []byte, max *[32]byte) bool {
+	return bytes.Compare(x, zeroWord[:]) > 0 && bytes.Compare(x, max[:]) <= 0
+}
 
 // recoverSigner accepts V as 0/1 or 27/28 and only low-S signatures, so one
 // order has exactly one valid signature.
@@ -249,19 +377,41 @@ func recoverSigner(d common.Hash, sig []byte) (common.Address, error) {
 	if v > 1 {
 		return common.Address{}, fmt.Errorf("%w: recovery id %d", ErrBadSignature, sig[64])
 	}
-	r := new(big.Int).SetBytes(sig[:32])
-	s := new(big.Int).SetBytes(sig[32:64])
-	if !crypto.ValidateSignatureValues(v, r, s, true) || s.Cmp(secp256k1HalfN) > 0 {
+	if !scalarIn(sig[:32], &secp256k1NMinus1) || !scalarIn(sig[32:64], &secp256k1HalfN) {
 		return common.Address{}, fmt.Errorf("%w: r or s out of range", ErrBadSignature)
 	}
-	norm := make([]byte, 65)
-	copy(norm, sig)
+	var norm [65]byte
+	copy(norm[:], sig)
 	norm[64] = v
-	pub, err := crypto.Ecrecover(d[:], norm)
+	pub, err := crypto.Ecrecover(d[:], norm[:])
 	if err != nil {
 		return common.Address{}, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
-	var a common.Address
-	copy(a[:], crypto.Keccak256(pub[1:])[12:])
-	return a, nil
+	return pubkeyAddress((*[64]byte)(pub[1:65])), nil
+}
+
+// pubkeyAddress is the address of an uncompressed public key (X || Y),
+// remembered in a small cache: makers sign many orders, cancels and
+// heartbeats each, and the keccak of the key is a tenth of what
+// verification costs besides the recovery itself.
+func pubkeyAddress(pub *[64]byte) common.Address {
+	slot := &addressCache[maphash.Bytes(stringSeed, pub[:])%uint64(len(addressCache))]
+	if c := slot.Load(); c != nil && c.pub == *pub {
+		return c.addr
+	}
+	e := getEncoder()
+	h := e.keccak(pub[:])
+	e.free()
+	c := &cachedAddress{pub: *pub}
+	copy(c.addr[:], h[12:])
+	slot.Store(c)
+	return c.addr
+}
+
+// addressCache is direct-mapped like stringCache, exact on the whole key.
+var addressCache [1024]atomic.Pointer[cachedAddress]
+
+type cachedAddress struct {
+	pub  [64]byte
+	addr common.Address
 }

@@ -17,8 +17,11 @@ import (
 // BenchmarkPropagation30 measures how long an order takes from the API call
 // that publishes it to its arrival in the book of every other node, across
 // a 30-node in-process mesh on one shard, and reports the median and the
-// 99th percentile over all (order, node) pairs. Run it with -benchtime=1x:
-// one iteration is a whole experiment.
+// 99th percentile over all (order, node) pairs, with the line
+//
+//	bench: propagation30 nodes=… orders=… p50_ms=… p99_ms=… max_ms=…
+//
+// Run it with -benchtime=1x: one iteration is a whole experiment.
 func BenchmarkPropagation30(b *testing.B) {
 	const nodes, orders = 30, 100
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -62,7 +65,7 @@ func BenchmarkPropagation30(b *testing.B) {
 	}
 	defer wg.Wait()
 
-	for it := 0; it < b.N; it++ {
+	for b.Loop() {
 		sent := map[string]time.Time{}
 		// Space the orders out a little so each is measured on a quiet
 		// mesh rather than queued behind the previous ones.
@@ -110,6 +113,8 @@ func BenchmarkPropagation30(b *testing.B) {
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 		b.Logf("30-node mesh: %d orders × %d receivers: p50 %s, p99 %s, max %s", orders, nodes-1, p50, p99, lat[len(lat)-1])
+		fmt.Printf("bench: propagation30 nodes=%d orders=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
+			nodes, orders, msOf(p50), msOf(p99), msOf(lat[len(lat)-1]))
 	}
 	b.StopTimer()
 	if err := tn.Close(); err != nil {
@@ -122,7 +127,9 @@ func BenchmarkPropagation30(b *testing.B) {
 // through the API to the requester's deal being active: matching,
 // proposal, accept, the escrow open on the dev chain, the provider seeing
 // it, the first voucher. It reports the median and the 99th percentile over
-// the deals of a run (-benchtime=1x).
+// the deals of a run (-benchtime=1x), with the line
+//
+//	bench: deal_setup deals=… p50_ms=… p99_ms=…
 func BenchmarkDealSetup(b *testing.B) {
 	const deals = 12
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -153,7 +160,7 @@ func BenchmarkDealSetup(b *testing.B) {
 	}); err != nil {
 		b.Fatal(err)
 	}
-	for it := 0; it < b.N; it++ {
+	for b.Loop() {
 		var lat []time.Duration
 		for i := 0; i < deals; i++ {
 			// Let the dev chain's clock fall back in step with the wall
@@ -199,5 +206,9 @@ func BenchmarkDealSetup(b *testing.B) {
 		b.ReportMetric(float64(p50.Milliseconds()), "p50-ms")
 		b.ReportMetric(float64(p99.Milliseconds()), "p99-ms")
 		b.Logf("deal set-up (request placed to deal active), %d deals: p50 %s, p99 %s", deals, p50, p99)
+		fmt.Printf("bench: deal_setup deals=%d p50_ms=%.1f p99_ms=%.1f\n", deals, msOf(p50), msOf(p99))
 	}
 }
+
+// msOf is d in milliseconds, for bench lines.
+func msOf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

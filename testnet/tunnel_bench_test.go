@@ -188,6 +188,42 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 		fmt.Fprintf(&tab, "  %s at the end: %s\n", p.name, p.diagnose(ctx))
 	}
 	b.Log("\n" + tab.String())
+	fmt.Println(tunnelBenchLine(direct, tunnel, paid, ssh))
+}
+
+// tunnelBenchLine is the benchmark's summary line:
+//
+//	bench: tunnel tunnel_mbps=… ssh_mbps=… direct_mbps=… ratio_ssh=… ratio_direct=… ttfb_ratio_direct=… …
+//
+// MB/s and ms are medians; a path skipped or without a single success
+// is left out (its ratios too), and fails= counts the failed measures of
+// all paths.
+func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
+	line := "bench: tunnel"
+	add := func(k string, v float64) { line += fmt.Sprintf(" %s=%s", k, strconv.FormatFloat(v, 'f', 3, 64)) }
+	ok := func(p *tunnelPath) bool { return p.skipped == "" && len(p.mbps) > 0 && len(p.ttfb) > 0 }
+	fails := 0
+	for _, p := range []*tunnelPath{tunnel, paid, ssh, direct} {
+		fails += p.fails
+		if !ok(p) {
+			continue
+		}
+		key := map[*tunnelPath]string{tunnel: "tunnel", paid: "paid", ssh: "ssh", direct: "direct"}[p]
+		add(key+"_mbps", median(p.mbps))
+		add(key+"_ttfb_ms", ms(median(p.ttfb)))
+	}
+	if ok(tunnel) && ok(ssh) {
+		add("ratio_ssh", median(tunnel.mbps)/median(ssh.mbps))
+		add("ttfb_ratio_ssh", float64(median(tunnel.ttfb))/float64(median(ssh.ttfb)))
+	}
+	if ok(tunnel) && ok(direct) {
+		add("ratio_direct", median(tunnel.mbps)/median(direct.mbps))
+		add("ttfb_ratio_direct", float64(median(tunnel.ttfb))/float64(median(direct.ttfb)))
+	}
+	if ok(paid) && ok(tunnel) {
+		add("ratio_paid", median(paid.mbps)/median(tunnel.mbps))
+	}
+	return line + fmt.Sprintf(" fails=%d", fails)
 }
 
 // fail counts a failed measure of p and keeps the first error, with the

@@ -1,9 +1,11 @@
 package tunnel
 
 import (
+	"fmt"
 	"io"
 	"net"
 	"testing"
+	"time"
 )
 
 // BenchmarkTunnelThroughput measures one connection's download throughput
@@ -22,14 +24,18 @@ func BenchmarkTunnelThroughput(b *testing.B) {
 			}
 		}
 	})
+	mbps := map[string]float64{} // by sub-benchmark, MB/s (10^6 bytes)
 	run := func(b *testing.B, c net.Conn) {
 		defer c.Close()
 		b.SetBytes(chunk)
+		start, n := time.Now(), 0
 		for b.Loop() {
 			if _, err := io.CopyN(io.Discard, c, chunk); err != nil {
 				b.Fatal(err)
 			}
+			n++
 		}
+		mbps[b.Name()] = float64(n*chunk) / time.Since(start).Seconds() / 1e6
 	}
 	b.Run("direct", func(b *testing.B) {
 		c, err := net.Dial("tcp", src.addr())
@@ -46,4 +52,8 @@ func BenchmarkTunnelThroughput(b *testing.B) {
 		}
 		run(b, c)
 	})
+	direct, tunnel := mbps[b.Name()+"/direct"], mbps[b.Name()+"/tunnel"]
+	if direct > 0 && tunnel > 0 {
+		fmt.Printf("bench: tunnel_throughput direct_mbps=%.0f tunnel_mbps=%.0f ratio_direct=%.3f\n", direct, tunnel, tunnel/direct)
+	}
 }
