@@ -450,6 +450,14 @@ services:
 	}
 	tn.extra = []string{"-f", override}
 	defer func() { tn.extra = nil }()
+	// Their containers and anonymous volumes go with this subtest: the
+	// teardown's compose down does not know the override's services.
+	rm := func() (string, error) {
+		tn.extra = []string{"-f", override}
+		defer func() { tn.extra = nil }()
+		return tn.compose(context.WithoutCancel(ctx), "rm", "-f", "-s", "-v", "bad-listen", "bad-country")
+	}
+	t.Cleanup(func() { _, _ = rm() })
 	start := time.Now()
 	if out, err := tn.compose(ctx, "up", "-d", "--no-deps", "bad-listen", "bad-country"); err != nil {
 		t.Fatalf("compose up: %v\n%s", err, out)
@@ -474,7 +482,7 @@ services:
 		}
 	}
 	t.Logf("recovered: bad configs exited 1 with their reason in the logs after %v", time.Since(start).Round(time.Millisecond))
-	if out, err := tn.compose(ctx, "rm", "-f", "-s", "bad-listen", "bad-country"); err != nil {
+	if out, err := rm(); err != nil {
 		t.Errorf("compose rm: %v\n%s", err, out)
 	}
 }
@@ -484,11 +492,23 @@ services:
 // the deal's vouchers go on.
 func (tn *testnet) restartRequester(t *testing.T, ctx context.Context) {
 	tn.t = t
-	ip := tn.awaitRoute(ctx, "country-DE", 3*time.Minute, nil)
-	var before sdk.Deal
-	tn.await(ctx, "the DE deal to be active", time.Minute, func() (err error) {
-		before, err = tn.activeDeal(ctx, ip)
-		return err
+	// Auto-bought deals last a minute: restart the requester while its
+	// deal has half a minute left, so that it still runs after the restart.
+	var (
+		ip     string
+		before sdk.Deal
+	)
+	tn.await(ctx, "an active DE deal with 35 s left", 3*time.Minute, func() (err error) {
+		if ip, err = tn.get(ctx, "country-DE"); err != nil {
+			return err
+		}
+		if before, err = tn.activeDeal(ctx, ip); err != nil {
+			return err
+		}
+		if left := time.Until(before.Deadline); left < 35*time.Second {
+			return fmt.Errorf("deal %.10s has only %v left", before.ID, left)
+		}
+		return nil
 	})
 	if _, err := docker(ctx, "restart", "-t", "10", tn.requester(ctx)); err != nil {
 		t.Fatal(err)
@@ -523,17 +543,32 @@ func (tn *testnet) restartRequester(t *testing.T, ctx context.Context) {
 // provider is back, or refunded).
 func (tn *testnet) killProvider(t *testing.T, ctx context.Context) {
 	tn.t = t
-	ip := tn.awaitRoute(ctx, "country-DE", 3*time.Minute, nil)
-	var victim sdk.Deal
-	tn.await(ctx, "the DE deal to be active", time.Minute, func() (err error) {
-		victim, err = tn.activeDeal(ctx, ip)
-		return err
+	// Mid-deal: with at least 35 s of the deal's minute left, so that the
+	// route moves because of the kill, not because the deal ran out.
+	var (
+		ip     string
+		victim sdk.Deal
+	)
+	tn.await(ctx, "an active DE deal with 35 s left", 3*time.Minute, func() (err error) {
+		if ip, err = tn.get(ctx, "country-DE"); err != nil {
+			return err
+		}
+		if victim, err = tn.activeDeal(ctx, ip); err != nil {
+			return err
+		}
+		if left := time.Until(victim.Deadline); left < 35*time.Second {
+			return fmt.Errorf("deal %.10s has only %v left", victim.ID, left)
+		}
+		return nil
 	})
 	name, id := tn.byIP(ctx, ip)
 	if _, err := docker(ctx, "kill", id); err != nil {
 		t.Fatal(err)
 	}
 	killed := time.Now()
+	// The provider comes back even when this test fails: the next ones
+	// need it (starting a running container does nothing).
+	defer func() { _, _ = docker(context.WithoutCancel(ctx), "start", id) }()
 	other := tn.awaitRoute(ctx, "country-DE", 3*time.Minute, func(got string) error {
 		if got == ip {
 			return fmt.Errorf("the route still leaves from the killed %s", ip)
@@ -570,8 +605,8 @@ func (tn *testnet) killProvider(t *testing.T, ctx context.Context) {
 		}
 		return nil
 	})
-	t.Logf("recovered: %s killed mid-deal; the route moved to %s after %v; deal %.10s ended %s (settled %s of %s paid) %v after the kill",
-		name, other, moved.Round(time.Millisecond), end.ID, end.Status, end.Settled, end.Paid, time.Since(killed).Round(time.Millisecond))
+	t.Logf("recovered: %s killed mid-deal (%v of its deal left); the route moved to %s after %v; deal %.10s ended %s (settled %s of %s paid) %v after the kill",
+		name, victim.Deadline.Sub(killed).Round(time.Second), other, moved.Round(time.Millisecond), end.ID, end.Status, end.Settled, end.Paid, time.Since(killed).Round(time.Millisecond))
 }
 
 // book is the ids of the live orders a node holds in the DE and US
@@ -603,9 +638,9 @@ func (tn *testnet) partition(t *testing.T, ctx context.Context) {
 		t.Fatalf("the compose network: %v %s", err, out)
 	}
 	ns := tn.nodes(ctx)
-	cut, other := ns["provider-us-1"], ns["provider-2"]
+	cut, other := ns["provider-us-1"], ns["provider-1"]
 	if cut == "" || other == "" {
-		t.Fatalf("nodes %v: want provider-us-1 and provider-2", ns)
+		t.Fatalf("nodes %v: want provider-us-1 and provider-1", ns)
 	}
 	if _, err := docker(ctx, "network", "disconnect", network, cut); err != nil {
 		t.Fatal(err)
