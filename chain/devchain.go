@@ -551,6 +551,9 @@ func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
 	}
 	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
+		if !cfg.PublicListen && errors.Is(err, ErrInvalidConfig) {
+			return fmt.Errorf("%w (a container's chain: --allow-public-listen)", err)
+		}
 		return err
 	}
 	defer ln.Close()
