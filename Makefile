@@ -40,7 +40,7 @@ COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-comp
 COMPOSE_PROJECT ?= ipsx
 
 .PHONY: image
-image: ## the container image $(IMAGE): a static ipsx FROM scratch (deploy/Dockerfile); prints its size
+image: ## the container image ipsx:dev (IMAGE=...): a static ipsx FROM scratch (deploy/Dockerfile); prints its size
 	@echo "image: building a static ipsx (cgo for libsecp256k1, -tags netgo,osusergo, -extldflags -static); the first build compiles every package again and takes a few minutes"
 	@mkdir -p deploy/build/data deploy/build/rootfs/etc deploy/build/rootfs/tmp && chmod 1777 deploy/build/rootfs/tmp
 	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo -trimpath -ldflags "$(LDFLAGS) -s -w -linkmode external -extldflags -static" -o deploy/build/ipsx ./cmd/ipsx

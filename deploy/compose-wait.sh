@@ -23,14 +23,15 @@ until pw=$($c exec -T requester /ipsx proxy password 2>/dev/null) && [ -n "$pw" 
 	[ "$(date +%s)" -lt "$deadline" ] || fail "the requester made no proxy password in time"
 	sleep 1
 done
-# The image has no shell and no cat: docker cp reads the token file.
-token=$(docker cp "$($c ps -q requester)":/data/api.token - 2>/dev/null | tar -xO 2>/dev/null || true)
 
 echo "compose-up: waiting for a DE offer and the first request through the proxy (auto-buy makes the deal)"
 until ip=$(curl -fsS --max-time 70 --socks5-hostname "$socks" --proxy-user "country-DE:$pw" http://target/ 2>/dev/null); do
 	[ "$(date +%s)" -lt "$deadline" ] || fail "no request went through the proxy in time"
 	sleep 1
 done
+# The image has no shell and no cat: docker cp reads the token file.
+token=$(docker cp "$($c ps -q requester)":/data/api.token - 2>/dev/null | tar -xO 2>/dev/null || true)
+[ -n "$token" ] || token="(in the requester's /data/api.token)"
 echo "compose-up: the first proxied request went out from provider $ip, $(($(date +%s) - start)) s after the containers started"
 cat <<MSG
 

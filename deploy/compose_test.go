@@ -38,10 +38,6 @@ import (
 // ("recovered: ..."). Teardown (containers, networks, volumes) runs in
 // t.Cleanup, after the failing services' logs are printed.
 
-// testImage is the image the tests build (make image IMAGE=...), apart
-// from a user's ipsx:dev.
-const testImage = "ipsx:compose-test"
-
 func TestCompose(t *testing.T) {
 	if testing.Short() {
 		t.Skip("docker-compose testnet: not in -short")
@@ -49,8 +45,15 @@ func TestCompose(t *testing.T) {
 	requireDocker(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 14*time.Minute)
 	defer cancel()
-	buildImage(t, ctx)
-	tn := up(t, ctx)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	project := "ipsxtest" + hex.EncodeToString(b)
+	// An image of this run's own (apart from a user's ipsx:dev, and from
+	// another tree's test running beside this one), removed at the end.
+	image := "ipsx:" + project
+	t.Cleanup(func() { _, _ = docker(context.Background(), "rmi", "-f", image) })
+	buildImage(t, ctx, image)
+	tn := up(t, ctx, project, image)
 
 	start := time.Now()
 	ip := tn.awaitRoute(ctx, "country-DE", 3*time.Minute, nil)
@@ -100,10 +103,10 @@ func repoRoot() string {
 }
 
 // buildImage runs make image, as a user does: a clean clone gets its image.
-func buildImage(t *testing.T, ctx context.Context) {
+func buildImage(t *testing.T, ctx context.Context, image string) {
 	t.Helper()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "make", "-s", "-C", repoRoot(), "image", "IMAGE="+testImage)
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", repoRoot(), "image", "IMAGE="+image)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
@@ -123,18 +126,16 @@ type testnet struct {
 	extra   []string
 }
 
-func up(t *testing.T, ctx context.Context) *testnet {
+func up(t *testing.T, ctx context.Context, project, image string) *testnet {
 	t.Helper()
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	tn := &testnet{root: t, t: t, project: "ipsxtest" + hex.EncodeToString(b)}
+	tn := &testnet{root: t, t: t, project: project}
 	ports := freePorts(t, 4)
 	tn.socks, tn.chain = "127.0.0.1:"+ports[0], "http://127.0.0.1:"+ports[3]
 	t.Cleanup(func() { tn.down() })
 	var err error
 	for try := 0; try < 5; try++ {
 		tn.subnet = fmt.Sprintf("10.%d.%d.0/24", 210+mathrand.IntN(40), mathrand.IntN(256))
-		tn.env = []string{"IPSX_IMAGE=" + testImage, "IPSX_SUBNET=" + tn.subnet,
+		tn.env = []string{"IPSX_IMAGE=" + image, "IPSX_SUBNET=" + tn.subnet,
 			"IPSX_SOCKS_PORT=" + ports[0], "IPSX_HTTP_PORT=" + ports[1], "IPSX_API_PORT=" + ports[2], "IPSX_CHAIN_PORT=" + ports[3]}
 		var out string
 		out, err = tn.compose(ctx, "up", "-d")
