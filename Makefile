@@ -34,6 +34,30 @@ tools: ## install what the demo and the tests run besides Go (curl, python3, chr
 build: ## build bin/ipsx
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ipsx ./cmd/ipsx
 
+IMAGE   ?= ipsx:dev
+# docker-compose (v1) where it is installed, else the v2 plugin.
+COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
+COMPOSE_PROJECT ?= ipsx
+
+.PHONY: image
+image: ## the container image ipsx:dev (IMAGE=...): a static ipsx FROM scratch (deploy/Dockerfile); prints its size
+	@echo "image: building a static ipsx (cgo for libsecp256k1, -tags netgo,osusergo, -extldflags -static); the first build compiles every package again and takes a few minutes"
+	@mkdir -p deploy/build/data deploy/build/rootfs/etc deploy/build/rootfs/tmp && chmod 1777 deploy/build/rootfs/tmp
+	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo -trimpath -ldflags "$(LDFLAGS) -s -w -linkmode external -extldflags -static" -o deploy/build/ipsx ./cmd/ipsx
+	cp deploy/passwd deploy/group deploy/build/rootfs/etc/
+	docker build -q -t $(IMAGE) -f deploy/Dockerfile deploy/build >/dev/null
+	@docker run --rm --network none $(IMAGE) --version | sed 's/^/image: the binary runs in the empty image: /'
+	@docker image inspect -f '{{.Size}}' $(IMAGE) | awk '{printf "image: $(IMAGE) is %.1f MB (goal: at most 60 MB)\n", $$1/1e6}'
+
+.PHONY: compose-up
+compose-up: image ## the docker-compose testnet (deploy/compose.yaml): dev chain, bootstrap, 3 providers, a requester, a target; waits for the first proxied request
+	$(COMPOSE) -f deploy/compose.yaml -p $(COMPOSE_PROJECT) up -d
+	@COMPOSE="$(COMPOSE)" PROJECT=$(COMPOSE_PROJECT) sh deploy/compose-wait.sh
+
+.PHONY: compose-down
+compose-down: ## stop the docker-compose testnet and remove its containers, networks and volumes
+	$(COMPOSE) -f deploy/compose.yaml -p $(COMPOSE_PROJECT) down -v --remove-orphans
+
 .PHONY: test
 test: tools ## vet, then every test with the race detector, in random order
 	$(GO) vet $(PKGS)

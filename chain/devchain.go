@@ -84,8 +84,15 @@ type DevChainConfig struct {
 	// ChainConfig selects the fork rules; nil is go-ethereum's dev chain
 	// config (params.AllDevChainProtocolChanges). See MainnetRules.
 	ChainConfig *params.ChainConfig
-	// HTTPAddr is where RunDevChain serves JSON-RPC; a loopback host:port.
+	// HTTPAddr is where RunDevChain serves JSON-RPC; a loopback host:port
+	// unless PublicListen.
 	HTTPAddr string
+	// PublicListen lets HTTPAddr be any address: for a container whose
+	// chain the other containers of a private network reach. The dev keys
+	// are public, so anyone who reaches the chain can spend its funds.
+	PublicListen bool
+	// Faucet, when set, is served beside the JSON-RPC (see Faucet).
+	Faucet *FaucetConfig
 	// PollInterval is how often the chain's own clients poll for receipts.
 	PollInterval time.Duration
 }
@@ -473,7 +480,11 @@ func (dc *DevChain) NewClient(key *ecdsa.PrivateKey, opts ...Option) (*Client, e
 // until ctx is done, then shuts the server down. It returns nil after ctx
 // is done.
 func (dc *DevChain) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{Handler: dc.rpc, ReadHeaderTimeout: 10 * time.Second}
+	return serveHTTP(ctx, ln, dc.rpc)
+}
+
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -534,8 +545,15 @@ func (dc *DevChain) Close() error {
 // accounts with their (public, dev-only) keys to out, one "name: value" per
 // line. It returns when ctx is done.
 func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
-	ln, err := Listen(cfg.HTTPAddr)
+	listen := Listen
+	if cfg.PublicListen {
+		listen = listenAny
+	}
+	ln, err := listen(cfg.HTTPAddr)
 	if err != nil {
+		if !cfg.PublicListen && errors.Is(err, ErrInvalidConfig) {
+			return fmt.Errorf("%w (a container's chain: --allow-public-listen)", err)
+		}
 		return err
 	}
 	defer ln.Close()
@@ -544,6 +562,12 @@ func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
 		return err
 	}
 	defer dc.Close()
+	var faucet *Faucet
+	if cfg.Faucet != nil {
+		if faucet, err = NewFaucet(dc, *cfg.Faucet, cfg.CommissionBps); err != nil {
+			return err
+		}
+	}
 	c := dc.Contracts()
 	fmt.Fprintf(out, "chain id: %s\n", c.ChainID)
 	if cfg.Empty {
@@ -559,8 +583,23 @@ func RunDevChain(ctx context.Context, cfg DevChainConfig, out io.Writer) error {
 	for _, a := range cfg.Fund {
 		fmt.Fprintf(out, "funded: %s\n", a)
 	}
+	if faucet != nil {
+		fmt.Fprintf(out, "faucet: http://%s/faucet/ (%s wei and %s token units per address)\n", ln.Addr(), cfg.Faucet.ETH, cfg.Faucet.Tokens)
+	}
 	fmt.Fprintf(out, "rpc: http://%s\n", ln.Addr())
-	return dc.Serve(ctx, ln)
+	return serveHTTP(ctx, ln, dc.Handler(faucet))
+}
+
+// listenAny is Listen without the loopback check (PublicListen).
+func listenAny(addr string) (net.Listener, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("%w: listen address %q: %v", ErrInvalidConfig, addr, err)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("devchain: %w", err)
+	}
+	return ln, nil
 }
 
 // web3API serves web3_clientVersion and web3_sha3, which wallets probe.

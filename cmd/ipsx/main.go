@@ -108,6 +108,7 @@ the config file, then the default.`,
 		chainCommand(a),
 	)
 	root.AddCommand(nodeCommands(a)...)
+	root.AddCommand(composeCommands(a)...)
 	return root
 }
 

@@ -299,6 +299,8 @@ func devchainCommand(a *app) *cobra.Command {
 	cfg := chain.DefaultDevChainConfig()
 	var fund []string
 	eth, toks := "1000eth", "1000000tok"
+	var faucet bool
+	faucetETH, faucetToks := "10eth", "100000tok"
 	cmd := &cobra.Command{
 		Use:   "devchain",
 		Short: "Serve an embedded dev chain (a real EVM) over JSON-RPC",
@@ -308,7 +310,15 @@ escrow deployed and dev accounts funded, serves it over JSON-RPC on --http
 
 --fund gives further addresses (keys of ipsx init, say) --fund-eth and
 --fund-tokens. --empty deploys nothing, for ipsx chain deploy to deploy to:
-the accounts get ETH only.`,
+the accounts get ETH only.
+
+--faucet serves a faucet beside the JSON-RPC, under /faucet/: GET
+/faucet/network (chain id, contracts, the bootstrap peers announced),
+POST /faucet/fund {"address": ...} (--faucet-eth and --faucet-tokens, once
+per address) and POST /faucet/bootstrap {"addrs": [...]}: what the nodes of
+the docker-compose testnet (deploy/) join with. --allow-public-listen lets
+--http be an address other than loopback, for a container: anyone who
+reaches it can spend the dev accounts, whose keys are public.`,
 		Example: `  ipsx devchain --fund 0x5FbDB2315678afecb367f032d93F642f64180aa3
   ipsx devchain --empty --fund 0x5FbDB2315678afecb367f032d93F642f64180aa3`,
 		Args: cobra.NoArgs,
@@ -329,6 +339,20 @@ the accounts get ETH only.`,
 			}
 			cfg.ETH, _ = new(big.Int).SetString(e, 10)
 			cfg.Tokens, _ = new(big.Int).SetString(t, 10)
+			if faucet {
+				fe, err := parseAmountArg(faucetETH, true)
+				if err != nil {
+					return fmt.Errorf("--faucet-eth: %w", err)
+				}
+				ft, err := parseTokens(faucetToks)
+				if err != nil {
+					return fmt.Errorf("--faucet-tokens: %w", err)
+				}
+				fc := chain.FaucetConfig{}
+				fc.ETH, _ = new(big.Int).SetString(fe, 10)
+				fc.Tokens, _ = new(big.Int).SetString(ft, 10)
+				cfg.Faucet = &fc
+			}
 			return chain.RunDevChain(cmd.Context(), cfg, cmd.OutOrStdout())
 		},
 	}
@@ -339,6 +363,10 @@ the accounts get ETH only.`,
 	cmd.Flags().StringVar(&eth, "fund-eth", eth, "ETH each funded account gets (wei, or NNeth)")
 	cmd.Flags().StringVar(&toks, "fund-tokens", toks, "tokens each funded account gets (base units, or NNtok; none with --empty)")
 	cmd.Flags().BoolVar(&cfg.Empty, "empty", false, "deploy no contracts (for ipsx chain deploy)")
+	cmd.Flags().BoolVar(&faucet, "faucet", false, "serve a faucet and bootstrap list under /faucet/ (the docker-compose testnet's nodes fund themselves there)")
+	cmd.Flags().StringVar(&faucetETH, "faucet-eth", faucetETH, "ETH the faucet gives each address (wei, or NNeth)")
+	cmd.Flags().StringVar(&faucetToks, "faucet-tokens", faucetToks, "tokens the faucet gives each address (base units, or NNtok)")
+	cmd.Flags().BoolVar(&cfg.PublicListen, "allow-public-listen", false, "allow --http on an address other than loopback (a container's; the dev keys are public)")
 	return cmd
 }
 
