@@ -186,7 +186,8 @@ func (n *Node) placeAutoRequest(ctx context.Context, r tunnel.Route, cred string
 }
 
 // requestDone reports whether a request's deal has ended (so a new one is
-// needed): it had a deal that is over, or none is under way.
+// needed): it had a deal that is over or whose provider is unreachable,
+// or none is under way.
 func (n *Node) requestDone(id common.Hash) bool {
 	ds, err := n.Deals(context.Background())
 	if err != nil {
@@ -197,7 +198,10 @@ func (n *Node) requestDone(id common.Hash) bool {
 			continue
 		}
 		switch d.Status {
-		case "proposed", "accepted", "funded", "active":
+		case "funded", "active":
+			// A deal whose provider does not answer serves nothing.
+			return n.dealDown(common.HexToHash(d.ID))
+		case "proposed", "accepted":
 			return false
 		case "completed", "settled", "refunded":
 			return true

@@ -46,6 +46,7 @@ type tunnels struct {
 	places   map[common.Hash]dealPlace       // requester: deal -> its offer's place and IP type
 	complete map[common.Hash]bool            // provider: the deal's log holds every connection (no restart since)
 	egress   map[common.Hash][]netip.Addr    // provider: deal -> its exit IPs
+	down     map[common.Hash]time.Time       // requester: deal -> until when its provider counts as unreachable
 	next     atomic.Uint64                   // rotation counter
 	exit     *tunnel.Exit
 	kick     chan struct{}             // wakes the usage reporter
@@ -87,7 +88,7 @@ func (n *Node) startTunnel(ctx context.Context, wg *sync.WaitGroup) error {
 		sessions: map[string]stickyBind{}, country: map[common.Hash]string{},
 		places: map[common.Hash]dealPlace{}, complete: map[common.Hash]bool{},
 		egress: map[common.Hash][]netip.Addr{}, flows: map[peer.ID]chan struct{}{},
-		kick: make(chan struct{}, 1),
+		down: map[common.Hash]time.Time{}, kick: make(chan struct{}, 1),
 	}
 	idle, err := n.cfg.tunnelIdle()
 	if err != nil {
@@ -630,7 +631,14 @@ func (n *Node) dealsFor(r tunnel.Route) []common.Hash {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var ok []common.Hash
+	now := time.Now()
 	for _, id := range ids {
+		if until, down := t.down[id]; down {
+			if now.Before(until) {
+				continue
+			}
+			delete(t.down, id)
+		}
 		p := n.placeOf(id)
 		if r.Any() || r.Matches(p.loc, p.typ) {
 			ok = append(ok, id)
@@ -651,19 +659,57 @@ func (n *Node) routeTunnel(ctx context.Context, r tunnel.Route, target string) (
 // routeFlow is routeTunnel for a flow of either type.
 func (n *Node) routeFlow(ctx context.Context, r tunnel.Route, target string, flow tunnel.Flow) (net.Conn, error) {
 	cred := tunnel.CredentialOf(ctx)
-	id, err := n.pickDeal(r, cred)
-	if err != nil && n.o.autoBuy != nil {
-		id, err = n.autoBuy(ctx, r, cred)
+	var err error
+	for range maxRouteTries {
+		var id common.Hash
+		id, err = n.pickDeal(r, cred)
+		if err != nil && n.o.autoBuy != nil {
+			id, err = n.autoBuy(ctx, r, cred)
+		}
+		if err != nil {
+			return nil, err
+		}
+		var c *meteredConn
+		c, err = n.dealFlow(ctx, id, r.Session, target, flow, cred)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, errProviderDown) || ctx.Err() != nil {
+			break
+		}
+		// The deal's provider did not answer: the deal is set aside for
+		// a while and the route tries another deal, or buys one.
+		n.tun.mu.Lock()
+		n.tun.down[id] = time.Now().Add(providerDownFor)
+		n.tun.mu.Unlock()
+		n.log.Info("provider unreachable; its deal is set aside", "deal", id.Hex(), "for", providerDownFor, "err", err)
 	}
-	if err != nil {
-		return nil, err
-	}
-	c, err := n.dealFlow(ctx, id, r.Session, target, flow, cred)
-	if err != nil {
-		return nil, err // not a nil *meteredConn in a non-nil net.Conn
-	}
-	return c, nil
+	return nil, err // not a nil *meteredConn in a non-nil net.Conn
 }
+
+// dealDown reports whether a requester's deal is set aside because its
+// provider was unreachable.
+func (n *Node) dealDown(id common.Hash) bool {
+	if n.tun == nil {
+		return false
+	}
+	n.tun.mu.Lock()
+	defer n.tun.mu.Unlock()
+	until, ok := n.tun.down[id]
+	return ok && time.Now().Before(until)
+}
+
+// errProviderDown marks a flow that failed because the deal's provider
+// could not be reached (as opposed to a refusal from it, or its target).
+var errProviderDown = errors.New("provider unreachable")
+
+const (
+	// providerDownFor is how long a deal whose provider was unreachable
+	// is left out of its routes.
+	providerDownFor = 30 * time.Second
+	// maxRouteTries bounds the deals one flow tries.
+	maxRouteTries = 3
+)
 
 // dealFlow opens one flow of deal id to target and meters it for the deal
 // and the credential cred ("" for none).
@@ -674,7 +720,7 @@ func (n *Node) dealFlow(ctx context.Context, id common.Hash, session, target str
 	}
 	pid, err := n.peerOf(rec.Deal.Terms.Provider)
 	if err != nil {
-		return nil, fmt.Errorf("%w: provider unreachable: %v", tunnel.ErrNoRoute, err)
+		return nil, fmt.Errorf("%w: %w: %v", tunnel.ErrNoRoute, errProviderDown, err)
 	}
 	release, err := n.flowSlot(ctx, pid)
 	if err != nil {
@@ -806,12 +852,15 @@ func (n *Node) flowSlot(ctx context.Context, pid peer.ID) (release func(), err e
 func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (flowConn, error) {
 	deadline := time.Now().Add(openPaidWait)
 	if err := n.connect(ctx, pid); err != nil {
-		return nil, fmt.Errorf("%w: %w", tunnel.ErrNoRoute, err)
+		return nil, fmt.Errorf("%w: %w: %w", tunnel.ErrNoRoute, errProviderDown, err)
 	}
 	for {
 		s, err := n.host.NewStream(ctx, pid, tunnel.ProtocolID)
 		if err != nil {
-			return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("open tunnel to %s: %w", pid, err)
+			}
+			return nil, fmt.Errorf("%w: %w: open tunnel to %s: %w", tunnel.ErrNoRoute, errProviderDown, pid, err)
 		}
 		var c flowConn
 		if h.Flow == tunnel.FlowUDP {

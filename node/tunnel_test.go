@@ -357,3 +357,39 @@ func TestEgressPool(t *testing.T) {
 		t.Errorf("two deals on a two-IP provider exited from %v, want each from its own of %v", seen, pool)
 	}
 }
+
+// TestRouteLeavesDeadProvider: a requester with auto-buy routes a country
+// through the deal it bought; that deal's provider then goes away. The
+// next connection for the country does not fail on the dead provider: the
+// deal is set aside and auto-buy buys from the other provider, which
+// serves it.
+func TestRouteLeavesDeadProvider(t *testing.T) {
+	dc := startGraceChain(t)
+	ab := testnet.DefaultAutoBuy()
+	ab.Wait = 60 * time.Second
+	tn := startTestnet(t, testnet.Config{Providers: 2, Requesters: 1, Countries: []string{"DE"}, DevChain: dc,
+		AutoBuy: &ab, NodeOptions: []node.Option{node.WithDeals(dealTestConfig)}, Logger: testLogger(t)})
+	req := tn.Members[2].Node
+	ctx := awaitCtx(t)
+	awaitOffers(t, ctx, req, 2)
+	target := "http://" + whoami(t) + "/"
+	user := "country-DE:" + req.ProxyPassword()
+	first := curl(t, "--max-time", "90", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", user, target)
+	var dead, other *testnet.Member
+	for _, m := range tn.Members[:2] {
+		if m.IP == first {
+			dead = m
+		} else {
+			other = m
+		}
+	}
+	if dead == nil {
+		t.Fatalf("the first connection left from %q, not from a provider", first)
+	}
+	if err := dead.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := curl(t, "--max-time", "120", "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", user, target); got != other.IP {
+		t.Errorf("after %s went away: server saw %q, want the other provider %s", dead.IP, got, other.IP)
+	}
+}
