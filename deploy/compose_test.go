@@ -577,6 +577,11 @@ func (tn *testnet) killProvider(t *testing.T, ctx context.Context) {
 		return nil
 	})
 	moved := time.Since(killed)
+	if time.Now().After(victim.Deadline) {
+		// The requester sets aside a deal whose provider does not answer:
+		// the route must move before the killed deal would have ended.
+		t.Errorf("the route moved %v after the kill, only once the killed deal was over", moved)
+	}
 	if _, err := docker(ctx, "start", id); err != nil {
 		t.Fatal(err)
 	}

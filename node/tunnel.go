@@ -872,6 +872,12 @@ func (n *Node) openTunnel(ctx context.Context, pid peer.ID, h tunnel.Header) (fl
 			return c, nil
 		}
 		_ = s.Reset()
+		var st *tunnel.StatusError
+		if !errors.As(err, &st) && ctx.Err() == nil {
+			// No status came back (the stream timed out or was reset):
+			// the provider did not answer, as opposed to refusing.
+			return nil, fmt.Errorf("%w: %w: %w", tunnel.ErrNoRoute, errProviderDown, err)
+		}
 		if !errors.Is(err, tunnel.ErrNotPaid) || time.Now().After(deadline) {
 			return nil, err
 		}

@@ -30,7 +30,7 @@ const (
 	// DefaultOpenTimeout bounds OpenStream (header out, status back) when
 	// ctx has no earlier deadline. It covers the provider's resolution and
 	// connect (at most its policy's DialTimeout, 10 s by default).
-	DefaultOpenTimeout = 30 * time.Second
+	DefaultOpenTimeout = 15 * time.Second
 	// DefaultHeaderTimeout is how long the exit waits for the header.
 	DefaultHeaderTimeout = 10 * time.Second
 	// DefaultMaxClockSkew is how far the header's time may be from the
