@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,16 +41,17 @@ type pull struct {
 	from  peer.ID
 }
 
-// messageID is the content address of a gossip message: the EIP-712
-// digest of the order, cancel or heartbeat it carries. A message that does
-// not decode gets a hash of its bytes; the validator rejects it anyway.
+// messageID is a gossip message's id: the SHA-256 of its data, as 32 raw
+// bytes. It decodes nothing: the pubsub event loop calls it on every
+// message before the duplicate check, so its cost must not depend on what
+// the data claims to be. A copy of an order padded with whitespace is a new
+// message (with the EIP-712 digest as id it was a duplicate, dropped before
+// the validator could reject it for its size). The RPC frame bounds the
+// data hashed (maxRPCSize); the validator rejects any message over
+// Params.MaxSize before decoding it.
 func messageID(m *pb.Message) string {
-	msg, err := orderbook.DecodeMessage(m.Data, 0)
-	if err != nil {
-		h := sha256.Sum256(m.Data)
-		return "raw:" + hex.EncodeToString(h[:])
-	}
-	return string(msg.ID().Bytes())
+	h := sha256.Sum256(m.Data)
+	return string(h[:])
 }
 
 // scoreParams: GossipSub v1.1 peer scoring. What counts is P4 (invalid
@@ -197,6 +197,9 @@ func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) 
 		return pubsub.ValidationAccept
 	}
 	cc := strings.TrimPrefix(msg.GetTopic(), TopicPrefix)
+	if len(msg.Data) > n.params.MaxSize {
+		return n.verdict("oversized", from, fmt.Errorf("%w: %d bytes, max %d", orderbook.ErrTooLarge, len(msg.Data), n.params.MaxSize))
+	}
 	m, err := orderbook.DecodeMessage(msg.Data, n.params.MaxSize)
 	if err != nil {
 		return n.verdict("malformed", from, err)

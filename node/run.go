@@ -255,10 +255,6 @@ func (n *Node) startHost(ctx context.Context) error {
 	return nil
 }
 
-// maxRPCSize bounds one GossipSub RPC; single messages are bounded much
-// tighter (orderbook.DefaultMaxSize) by the validator.
-const maxRPCSize = 256 << 10
-
 // wantedShards are the configured countries plus those of own orders.
 func (n *Node) wantedShards() []string {
 	seen := map[string]bool{}
