@@ -95,3 +95,8 @@ func resourceManager() (network.ResourceManager, error) {
 // go-libp2p-pubsub splits what it sends to fit its own limit; a peer that
 // sends a larger frame has its stream reset (docs/orders.md).
 const maxRPCSize = 64 << 10
+
+// validationQueuePerPeer bounds the messages of one peer waiting for the
+// validation pool: above a burst of a thousand orders from one maker
+// (TestBurstDelivered), so that only a flood overflows it.
+const validationQueuePerPeer = 2048
