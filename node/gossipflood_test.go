@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -445,6 +446,27 @@ func (a *attacker) flood(ctx context.Context, rate int, d orderbook.Domain, unfu
 	// offer the nodes hold, or will, is as good as an honest one).
 	k, _ := ethcrypto.GenerateKey()
 	base, _ := orderbook.Message{Order: orderbooktest.Sign(orderbooktest.Offer(d, "DE", uint64(round+1), time.Now()), k)}.Encode()
+	// ...but it pads the honest offers it receives once it has one: the
+	// copies of an accepted offer were free duplicates with the old id
+	// (those of a rejected one cost GossipSub score as well).
+	var latest atomic.Pointer[[]byte]
+	if a.kind == "padded-duplicate" {
+		var rwg sync.WaitGroup
+		defer rwg.Wait()
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for {
+				m, err := a.sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				if m.ReceivedFrom != a.h.ID() {
+					latest.Store(&m.Data)
+				}
+			}
+		}()
+	}
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
@@ -463,7 +485,11 @@ func (a *attacker) flood(ctx context.Context, rate int, d orderbook.Domain, unfu
 		var data []byte
 		switch a.kind {
 		case "padded-duplicate":
-			data = pad(base, node.MaxRPCSize-len(base)-1024-i%512)
+			src := base
+			if p := latest.Load(); p != nil {
+				src = *p
+			}
+			data = pad(src, node.MaxRPCSize-len(src)-1024-i%512)
 		case "ignore-expired":
 			o := orderbooktest.Offer(d, "DE", uint64(i+1), time.Now().Add(-3*time.Hour))
 			o.Maker = randomAddress()
