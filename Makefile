@@ -72,6 +72,7 @@ bench: ## benchmarks: signature verification, propagation, deal set-up, matching
 	$(GO) test -run '^$$' -bench 'TunnelThroughput' ./tunnel/
 	$(GO) test -run '^$$' -bench 'TunnelVsSSH' -benchtime 1x -timeout 20m ./testnet/
 	$(GO) test -run '^$$' -bench '^BenchmarkVPN$$' -benchtime 1x -timeout 10m ./cmd/ipsx/
+	$(GO) test -run '^$$' -bench '^BenchmarkGossipFlood$$' -benchtime 1x -timeout 10m ./node/
 
 .PHONY: fuzz
 fuzz: ## run each fuzz target for FUZZTIME (default 30s)

@@ -3,9 +3,9 @@ package node
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,16 +42,17 @@ type pull struct {
 	from  peer.ID
 }
 
-// messageID is the content address of a gossip message: the EIP-712
-// digest of the order, cancel or heartbeat it carries. A message that does
-// not decode gets a hash of its bytes; the validator rejects it anyway.
+// messageID is a gossip message's id: the SHA-256 of its data, as 32 raw
+// bytes. It decodes nothing: the pubsub event loop calls it on every
+// message before the duplicate check, so its cost must not depend on what
+// the data claims to be. A copy of an order padded with whitespace is a new
+// message (with the EIP-712 digest as id it was a duplicate, dropped before
+// the validator could reject it for its size). The RPC frame bounds the
+// data hashed (maxRPCSize); the validator rejects any message over
+// Params.MaxSize before decoding it.
 func messageID(m *pb.Message) string {
-	msg, err := orderbook.DecodeMessage(m.Data, 0)
-	if err != nil {
-		h := sha256.Sum256(m.Data)
-		return "raw:" + hex.EncodeToString(h[:])
-	}
-	return string(msg.ID().Bytes())
+	h := sha256.Sum256(m.Data)
+	return string(h[:])
 }
 
 // scoreParams: GossipSub v1.1 peer scoring. What counts is P4 (invalid
@@ -188,74 +189,127 @@ func (n *Node) publish(ctx context.Context, cc string, data []byte) error {
 	return s.topic.Publish(ctx, data)
 }
 
-// validate is the topic validator: decode, rate-limit, run the validity
-// function and apply what passes to the book. Messages this node published
-// itself were validated and stored before publishing.
+// validate is the topic validator. Work grows with trust: a throttled or
+// banned peer's message is dropped unread; then come the size check,
+// the peer's rate limit, the decode and the cheap checks (topic, maker
+// rate limit, fields, expiry, duplicates); only what passes them queues
+// for the signature check, balance lookup and book write on the
+// validation pool, in the sending peer's own queue. Every verdict is
+// charged to the peer's spam budget (spam.go). Messages this node
+// published itself were validated and stored before publishing.
 func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) pubsub.ValidationResult {
 	defer n.metrics.validated(time.Now())
 	if from == n.host.ID() {
 		return pubsub.ValidationAccept
 	}
+	if !n.guard.admit(from) {
+		n.metrics.dropped.WithLabelValues("peer_throttled").Inc()
+		return pubsub.ValidationIgnore
+	}
 	cc := strings.TrimPrefix(msg.GetTopic(), TopicPrefix)
+	if len(msg.Data) > n.params.MaxSize {
+		return n.verdict("oversized", from, fmt.Errorf("%w: %d bytes, max %d", orderbook.ErrTooLarge, len(msg.Data), n.params.MaxSize))
+	}
+	if !n.peerLim.allow(from.String()) {
+		return n.drop("rate_limit_peer", from)
+	}
 	m, err := orderbook.DecodeMessage(msg.Data, n.params.MaxSize)
 	if err != nil {
 		return n.verdict("malformed", from, err)
 	}
-	if !n.peerLim.allow(from.String()) {
-		n.metrics.dropped.WithLabelValues("rate_limit_peer").Inc()
+	now := n.now()
+	kind, err := n.precheck(cc, m, len(msg.Data), now)
+	if errors.Is(err, errMakerLimit) {
+		return n.drop("rate_limit_maker", from)
+	}
+	if err != nil {
+		return n.verdict(kind, from, err)
+	}
+	err = n.vpool.do(ctx, from, func() error { return n.apply(cc, from, m, now) })
+	switch {
+	case errors.Is(err, errPeerQueueFull):
+		return n.drop("peer_queue_full", from)
+	case errors.Is(err, errPeerThrottled):
+		n.metrics.dropped.WithLabelValues("peer_throttled").Inc()
+		return pubsub.ValidationIgnore
+	case errors.Is(err, errPoolClosed), ctx.Err() != nil:
+		n.metrics.dropped.WithLabelValues("stopping").Inc()
 		return pubsub.ValidationIgnore
 	}
-	now := n.now()
+	return n.verdict(kind, from, err)
+}
+
+var errMakerLimit = errors.New("node: maker rate limit")
+
+// precheck runs the cheap checks of a decoded message: the topic, the
+// maker's rate limit and, for an order, orderbook.Precheck (fields, size,
+// domain, times, duplicates). kind labels the message in the metrics.
+func (n *Node) precheck(cc string, m orderbook.Message, size int, now time.Time) (kind string, err error) {
 	switch {
 	case m.Order != nil:
 		o := m.Order
-		kind := o.Kind.String()
+		kind = o.Kind.String()
 		if o.Shard() != cc {
-			return n.verdict(kind, from, fmt.Errorf("%w: order for %s on the %s topic", orderbook.ErrMalformed, o.Shard(), cc))
+			return kind, fmt.Errorf("%w: order for %s on the %s topic", orderbook.ErrMalformed, o.Shard(), cc)
 		}
 		if !n.mkLim.allow(o.Maker.Hex()) {
-			n.metrics.dropped.WithLabelValues("rate_limit_maker").Inc()
-			return pubsub.ValidationIgnore
+			return kind, errMakerLimit
 		}
-		if err := orderbook.Validate(o, len(msg.Data), now, n.params, n.book, n.balanceView()); err != nil {
-			return n.verdict(kind, from, err)
+		return kind, orderbook.Precheck(o, size, now, n.params, n.book)
+	case m.Cancel != nil:
+		return "cancel", nil
+	case m.Heartbeat != nil:
+		h := m.Heartbeat
+		if h.Country != cc {
+			return "heartbeat", fmt.Errorf("%w: heartbeat for %s on the %s topic", orderbook.ErrMalformed, h.Country, cc)
+		}
+		if h.Maker == n.addr {
+			return "heartbeat", fmt.Errorf("%w: own heartbeat echoed", orderbook.ErrDuplicate)
+		}
+		return "heartbeat", nil
+	}
+	return "malformed", orderbook.ErrMalformed
+}
+
+// apply is the expensive part, run on the validation pool: the signature
+// and balance checks, then the book.
+func (n *Node) apply(cc string, from peer.ID, m orderbook.Message, now time.Time) error {
+	switch {
+	case m.Order != nil:
+		o := m.Order
+		if err := orderbook.Verify(o, n.balanceView()); err != nil {
+			return err
 		}
 		added, err := n.book.Add(o)
 		if err != nil {
-			return n.verdict(kind, from, err)
+			return err
 		}
 		n.emitAdded(o, added)
-		return n.verdict(kind, from, nil)
+		return nil
 	case m.Cancel != nil:
 		c := m.Cancel
 		if err := orderbook.ValidateCancel(c, now, n.params); err != nil {
-			return n.verdict("cancel", from, err)
+			return err
 		}
 		if o, err := n.book.Get(c.OrderID); err == nil && o.Shard() != cc {
-			return n.verdict("cancel", from, fmt.Errorf("%w: cancel of a %s order on the %s topic", orderbook.ErrMalformed, o.Shard(), cc))
+			return fmt.Errorf("%w: cancel of a %s order on the %s topic", orderbook.ErrMalformed, o.Shard(), cc)
 		}
 		o, err := n.book.Cancel(c)
 		if err != nil {
-			return n.verdict("cancel", from, err)
+			return err
 		}
 		if o != nil {
 			n.events.publish("order.removed", sdk.OrderEvent{Order: o, Reason: "cancelled"})
 		}
-		return n.verdict("cancel", from, nil)
+		return nil
 	case m.Heartbeat != nil:
 		h := m.Heartbeat
-		if h.Country != cc {
-			return n.verdict("heartbeat", from, fmt.Errorf("%w: heartbeat for %s on the %s topic", orderbook.ErrMalformed, h.Country, cc))
-		}
-		if h.Maker == n.addr {
-			return n.verdict("heartbeat", from, fmt.Errorf("%w: own heartbeat echoed", orderbook.ErrDuplicate))
-		}
 		if err := orderbook.ValidateHeartbeat(h, now, n.o.liveTTL, n.params); err != nil {
-			return n.verdict("heartbeat", from, err)
+			return err
 		}
 		inSync, err := n.book.ApplyHeartbeat(h)
 		if err != nil {
-			return n.verdict("heartbeat", from, err)
+			return err
 		}
 		if !inSync {
 			select {
@@ -264,9 +318,16 @@ func (n *Node) validate(ctx context.Context, from peer.ID, msg *pubsub.Message) 
 				n.metrics.dropped.WithLabelValues("reconcile_queue_full").Inc()
 			}
 		}
-		return n.verdict("heartbeat", from, nil)
+		return nil
 	}
-	return n.verdict("malformed", from, orderbook.ErrMalformed)
+	return orderbook.ErrMalformed
+}
+
+// drop ignores a message for reason (counted) and charges its sender.
+func (n *Node) drop(reason string, from peer.ID) pubsub.ValidationResult {
+	n.metrics.dropped.WithLabelValues(reason).Inc()
+	n.guard.ignored(from)
+	return pubsub.ValidationIgnore
 }
 
 func (n *Node) verdict(kind string, from peer.ID, err error) pubsub.ValidationResult {
@@ -274,13 +335,51 @@ func (n *Node) verdict(kind string, from peer.ID, err error) pubsub.ValidationRe
 	n.metrics.gossip.WithLabelValues(kind, v.String()).Inc()
 	switch v {
 	case orderbook.Accept:
+		n.guard.accepted(from)
 		return pubsub.ValidationAccept
 	case orderbook.Ignore:
+		n.guard.ignored(from)
 		return pubsub.ValidationIgnore
 	}
+	n.guard.rejected(from)
 	n.log.Debug("rejected gossip", "peer", from, "kind", kind, "err", err)
 	return pubsub.ValidationReject
 }
+
+// runGuard runs the validation pool and, once a second, the spam guard's
+// sweep, and disconnects the peers the guard bans; it returns when ctx
+// ends, with the pool's workers joined.
+func (n *Node) runGuard(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); n.vpool.run(ctx, validationWorkers()) }()
+	defer wg.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			n.guard.sweep()
+		case b := <-n.bans:
+			n.log.Info("peer banned for gossip spam", "peer", b.p, "for", b.d.String(), "why", b.why)
+			n.metrics.dropped.WithLabelValues("peer_banned").Inc()
+			_ = n.host.Network().ClosePeer(b.p)
+		}
+	}
+}
+
+// banNote is a ban the guard made, for runGuard to carry out.
+type banNote struct {
+	p   peer.ID
+	d   time.Duration
+	why string
+}
+
+// validationWorkers: signature checks are CPU work, balance lookups and
+// book writes wait on I/O; a few more workers than cores cover both.
+func validationWorkers() int { return max(4, runtime.GOMAXPROCS(0)) }
 
 // tracer counts the drops GossipSub would otherwise make silently.
 type tracer struct{ m *metrics }

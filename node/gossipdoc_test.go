@@ -3,6 +3,8 @@ package node_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -44,15 +46,17 @@ func docBlock(t *testing.T, marker string) []byte {
 // TestGossipDoc checks what docs/orders.md tells another implementation
 // about the gossip against the node: topic names, message size bounds,
 // the heartbeat interval and offer lifetime, the DHT and sync protocols,
-// that a message's id is the 32 raw bytes of the digest it carries, and
+// that a message's id is the 32 raw bytes of the SHA-256 of its data, and
 // that the example heartbeat is valid, signed by the test vector's key,
-// and digests the test vector's offer.
+// digests the test vector's offer, and has the message id the document
+// names.
 func TestGossipDoc(t *testing.T) {
 	var p struct {
 		Topic            string
 		SignaturePolicy  string
 		Author           string
 		MaxMessageBytes  int
+		MessageID        string
 		MaxRPCBytes      int
 		HeartbeatSeconds int
 		LiveSeconds      int
@@ -104,11 +108,19 @@ func TestGossipDoc(t *testing.T) {
 	if !strings.Contains(string(mustRead(t, "../docs/orders.md")), hb.ID().Hex()) {
 		t.Errorf("the document does not name the heartbeat's id %s", hb.ID().Hex())
 	}
-	for _, data := range [][]byte{hbRaw, vec.Order} {
-		m, _ := orderbook.DecodeMessage(data, 0)
-		if id := node.MessageIDOf(&pb.Message{Data: data}); id != string(m.ID().Bytes()) || len(id) != 32 {
-			t.Errorf("message id %x, want the 32 raw bytes of %s", id, m.ID().Hex())
+	check("message id", p.MessageID, "sha256(data), 32 raw bytes")
+	for _, data := range [][]byte{hbRaw, vec.Order, []byte("not json")} {
+		h := sha256.Sum256(data)
+		if id := node.MessageIDOf(&pb.Message{Data: data}); id != string(h[:]) {
+			t.Errorf("message id %x, want the 32 raw bytes of SHA-256 %x", id, h)
 		}
+	}
+	compact, err := orderbook.Message{Heartbeat: hb}.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id := sha256.Sum256(compact); !strings.Contains(string(mustRead(t, "../docs/orders.md")), "0x"+hex.EncodeToString(id[:])) {
+		t.Errorf("the document does not name the heartbeat's message id 0x%x", id)
 	}
 }
 
@@ -162,7 +174,7 @@ func rawPeer(t *testing.T, ctx context.Context, target peer.AddrInfo, cc string,
 }
 
 // TestGossipInterop: a peer set up as docs/orders.md says (StrictNoSign,
-// no author, message id = digest) publishes an offer that a node accepts;
+// no author, message id = SHA-256 of the data) publishes an offer that a node accepts;
 // a peer with go-libp2p-pubsub's defaults (signed messages, as js-libp2p's
 // defaults also are) publishes one that the node drops, and its score falls.
 func TestGossipInterop(t *testing.T) {
@@ -172,15 +184,8 @@ func TestGossipInterop(t *testing.T) {
 	d := n.Status(ctx).Domain()
 	maker, _ := ethcrypto.GenerateKey()
 
-	digestID := func(m *pb.Message) string {
-		msg, err := orderbook.DecodeMessage(m.Data, 0)
-		if err != nil {
-			return "raw"
-		}
-		return string(msg.ID().Bytes())
-	}
 	good, goodID := rawPeer(t, ctx, n.AddrInfo(), "DE",
-		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(digestID))
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(rawID))
 	bad, badID := rawPeer(t, ctx, n.AddrInfo(), "DE") // the library's defaults
 
 	signed := orderbooktest.Sign(orderbooktest.Offer(d, "DE", 1, time.Now()), maker)

@@ -86,3 +86,17 @@ func resourceManager() (network.ResourceManager, error) {
 		rcmgr.WithConnRateLimiters(rl),
 	)
 }
+
+// maxRPCSize bounds one GossipSub RPC frame, the most a peer can make the
+// node read (and hash for the message id) before anything is validated. A
+// valid message is at most orderbook.DefaultMaxSize (2 KiB) of data; the
+// frame leaves room for a few dozen of them, or for the IHAVE ids of a
+// burst of a thousand orders, or a PRUNE with its peer exchange records.
+// go-libp2p-pubsub splits what it sends to fit its own limit; a peer that
+// sends a larger frame has its stream reset (docs/orders.md).
+const maxRPCSize = 64 << 10
+
+// validationQueuePerPeer bounds the messages of one peer waiting for the
+// validation pool: above a burst of a thousand orders from one maker
+// (TestBurstDelivered), so that only a flood overflows it.
+const validationQueuePerPeer = 2048

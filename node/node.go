@@ -56,6 +56,11 @@ type Node struct {
 	events  *broker
 	peerLim *limiter
 	mkLim   *limiter
+	// The gossip spam guard (also the host's connection gater), the bans
+	// it made for runGuard to carry out, and the validation pool.
+	guard *spamGuard
+	bans  chan banNote
+	vpool *vpool
 
 	// network is the network file of Config.Network, nil without one.
 	network *network.File
@@ -186,6 +191,15 @@ func New(dir, password string, cfg Config, opts ...Option) (*Node, error) {
 		return float64(len(own))
 	})
 	n.balances.failed = func(err error) { n.metrics.chainCall("balances", err) }
+	n.guard = newSpamGuard(o.spam, time.Now)
+	n.bans = make(chan banNote, 256)
+	n.guard.banned = func(p peer.ID, d time.Duration, why string) {
+		select {
+		case n.bans <- banNote{p, d, why}:
+		default: // runGuard is behind; the gater refuses the peer's next connection anyway
+		}
+	}
+	n.vpool = newVPool(validationQueuePerPeer, n.guard.throttledNow)
 	return n, nil
 }
 

@@ -29,6 +29,7 @@ type options struct {
 	makerRate  rate.Limit
 	makerBurst int
 	queue      int
+	spam       SpamLimits
 	noAPI      bool
 	syncPage   int
 
@@ -62,6 +63,7 @@ func defaultOptions() options {
 		makerRate:  50,
 		makerBurst: 2000,
 		queue:      8192,
+		spam:       DefaultSpamLimits(),
 		syncPage:   256,
 		balanceTTL: DefaultBalanceTTL,
 
@@ -79,6 +81,8 @@ func (o options) validate() error {
 		return errors.New("node: rate limits must be positive")
 	case o.queue < 32:
 		return errors.New("node: gossip queues under 32")
+	case !o.spam.valid():
+		return errors.New("node: spam limits must be positive, with BanAt >= ThrottleAt and MaxBackoff >= Backoff")
 	case o.autoBuy != nil && (o.autoBuy.MaxPricePerHour == nil || o.autoBuy.MaxPricePerGB == nil || o.autoBuy.BudgetPerHour == nil):
 		return errors.New("node: auto-buy needs a budget per hour and max prices")
 	case o.balanceTTL <= 0:

@@ -68,6 +68,8 @@ func (n *Node) Run(ctx context.Context) (err error) {
 		return err
 	}
 	closers = append(closers, func() { n.host.Close() }, func() { n.dht.Close() })
+	wg.Add(1)
+	go func() { defer wg.Done(); n.runGuard(ctx) }()
 	n.metrics.attachPeers(n.host.Network().Conns)
 	wg.Add(1)
 	go func() { defer wg.Done(); n.watchReach(ctx) }()
@@ -203,6 +205,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		libp2p.ListenAddrStrings(n.cfg.Listen...),
 		libp2p.ConnectionManager(cm),
 		libp2p.ResourceManager(rm),
+		libp2p.ConnectionGater(n.guard),
 		libp2p.PrometheusRegisterer(n.reg),
 	}, n.reachOptions()...)...)
 	if err != nil {
@@ -254,10 +257,6 @@ func (n *Node) startHost(ctx context.Context) error {
 	}
 	return nil
 }
-
-// maxRPCSize bounds one GossipSub RPC; single messages are bounded much
-// tighter (orderbook.DefaultMaxSize) by the validator.
-const maxRPCSize = 256 << 10
 
 // wantedShards are the configured countries plus those of own orders.
 func (n *Node) wantedShards() []string {
@@ -482,9 +481,15 @@ func (n *Node) pullMaker(ctx context.Context, p pull) {
 // inspectScores keeps the latest GossipSub scores for PeerScores.
 func (n *Node) inspectScores(m map[peer.ID]*pubsub.PeerScoreSnapshot) {
 	scores := make(map[peer.ID]float64, len(m))
+	gray := map[peer.ID]bool{}
+	_, th := scoreParams()
 	for id, s := range m {
 		scores[id] = s.Score
+		if s.Score < th.GraylistThreshold {
+			gray[id] = true
+		}
 	}
+	n.guard.graylisted(gray)
 	n.scoreMu.Lock()
 	n.scores = scores
 	n.scoreMu.Unlock()

@@ -13,6 +13,7 @@ import (
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/ipsx/ipsx/testnet"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // TestGossipRejectsBadOrders: a node that publishes the bad-order table
@@ -55,15 +56,16 @@ func TestGossipRejectsBadOrders(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// Each bad message, through the validator as if a peer forwarded it:
+	// Each bad message, through the validator as if a peer forwarded it
+	// (a peer of its own each, so that the spam budget of none runs out):
 	// the verdict the table says, and nothing enters the book.
 	judge := peers[0].Node
 	before := judge.Book().Count()
-	for _, c := range fx.Cases {
+	for i, c := range fx.Cases {
 		want := map[orderbook.Verdict]pubsub.ValidationResult{
 			orderbook.Reject: pubsub.ValidationReject, orderbook.Ignore: pubsub.ValidationIgnore,
 		}[c.Verdict]
-		if got := judge.ValidateGossip(evil.Node.PeerID(), "DE", c.Msg); got != want {
+		if got := judge.ValidateGossip(peer.ID(fmt.Sprintf("sender-%d", i)), "DE", c.Msg); got != want {
 			t.Errorf("%s: validator says %v, want %v (%s)", c.Name, got, want, c.Verdict)
 		}
 	}
@@ -91,8 +93,9 @@ func TestGossipRejectsBadOrders(t *testing.T) {
 	}
 
 	// Over the wire: the evil node publishes the table raw (skipping its
-	// own checks); its score at every peer drops below zero, and nothing
-	// of it lands in a book.
+	// own checks); at every peer its score drops below zero or (the judge,
+	// who has just judged the table once) its spam budget is spent and it is
+	// throttled or banned; nothing of it lands in a book.
 	for _, c := range fx.Cases {
 		if err := evil.Node.Publish(ctx, "DE", c.Msg); err != nil {
 			t.Fatalf("%s: publish: %v", c.Name, err)
@@ -100,8 +103,9 @@ func TestGossipRejectsBadOrders(t *testing.T) {
 	}
 	if err := testnet.Await(ctx, func() error {
 		for _, m := range peers {
-			if s := m.Node.PeerScores()[evil.Node.PeerID()]; s >= 0 {
-				return fmt.Errorf("%s scores the evil node %.1f, want < 0", m.Name, s)
+			st := m.Node.SpamState(evil.Node.PeerID())
+			if s := m.Node.PeerScores()[evil.Node.PeerID()]; s >= 0 && !st.Throttled && !st.Banned {
+				return fmt.Errorf("%s scores the evil node %.1f, want < 0, and has not throttled it (%+v)", m.Name, s, st)
 			}
 		}
 		return nil

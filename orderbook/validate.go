@@ -120,8 +120,21 @@ type BalanceView interface {
 // signature, times, and — when state or balances are non-nil — duplicates,
 // cancels, superseded versions and the maker's escrow balance. It reads no
 // clock and does no I/O of its own. size is the encoded size of the message
-// as received (0 to skip that check).
+// as received (0 to skip that check). It is Precheck, then Verify: the
+// cheap checks first, so that a message that fails them costs no signature
+// recovery and no balance lookup.
 func Validate(o *Order, size int, now time.Time, p Params, state StateView, balances BalanceView) error {
+	if err := Precheck(o, size, now, p, state); err != nil {
+		return err
+	}
+	return Verify(o, balances)
+}
+
+// Precheck is the cheap part of Validate: fields, size, domain, times and,
+// when state is non-nil, whether the order is a duplicate, cancelled or
+// superseded. Those last drop the order whoever signed it, so they come
+// before the signature is checked.
+func Precheck(o *Order, size int, now time.Time, p Params, state StateView) error {
 	if err := CheckFields(o); err != nil {
 		return err
 	}
@@ -135,15 +148,8 @@ func Validate(o *Order, size int, now time.Time, p Params, state StateView, bala
 	if err := checkTimes(o.Created, o.Expires, now, p); err != nil {
 		return err
 	}
-	id := o.ID()
-	signer, err := recoverSigner(id, o.Signature)
-	if err != nil {
-		return err
-	}
-	if signer != o.Maker {
-		return fmt.Errorf("%w: signed by %s, maker %s", ErrWrongSigner, signer.Hex(), o.Maker.Hex())
-	}
 	if state != nil {
+		id := o.ID()
 		if state.Cancelled(id) {
 			return fmt.Errorf("%w: %s", ErrCancelled, id.Hex())
 		}
@@ -153,6 +159,21 @@ func Validate(o *Order, size int, now time.Time, p Params, state StateView, bala
 		if v, cur, ok := state.Series(o.Maker, o.Nonce); ok && (v > o.Version || (v == o.Version && cur != id)) {
 			return fmt.Errorf("%w: have version %d (%s), got %d", ErrSuperseded, v, cur.Hex(), o.Version)
 		}
+	}
+	return nil
+}
+
+// Verify is the expensive part of Validate: the signature must recover to
+// the maker and, when balances is non-nil, the maker's free escrow balance
+// must cover what the order could cost. The signature comes first, so a
+// forger cannot make a node look up the balances of makers it chose.
+func Verify(o *Order, balances BalanceView) error {
+	signer, err := recoverSigner(o.ID(), o.Signature)
+	if err != nil {
+		return err
+	}
+	if signer != o.Maker {
+		return fmt.Errorf("%w: signed by %s, maker %s", ErrWrongSigner, signer.Hex(), o.Maker.Hex())
 	}
 	if balances != nil {
 		if cost := o.Cost(); cost.Sign() > 0 {

@@ -1,0 +1,525 @@
+package node_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	mrand "math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ethereum/go-ethereum/common"
+	ethcrypto "github.com/ethereum/go-ethereum/crypto"
+	"github.com/ipsx/ipsx/node"
+	"github.com/ipsx/ipsx/orderbook"
+	"github.com/ipsx/ipsx/orderbook/orderbooktest"
+	"github.com/ipsx/ipsx/testnet"
+	"github.com/libp2p/go-libp2p"
+	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// floodConfig sizes the flood test: a short variant for CI (which runs it
+// under -race beside every other package's tests on 2 cores) and a long
+// one behind IPSX_GOSSIP_FLOOD=long.
+type floodConfig struct {
+	nodes   int           // testnet nodes, all in DE
+	targets int           // nodes the attackers connect to
+	rounds  int           // baseline rounds, and as many attack rounds, interleaved
+	round   time.Duration // honest publishing per round
+	honest  int           // honest offers per second
+	rate    int           // messages per second of each attacker
+}
+
+func floodConfigFor() floodConfig {
+	if os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
+		return floodConfig{nodes: 9, targets: 3, rounds: 5, round: 10 * time.Second, honest: 10, rate: 400}
+	}
+	if os.Getenv("IPSX_GOSSIP_FLOOD") == "quick" {
+		return floodConfig{nodes: 4, targets: 2, rounds: 1, round: 2 * time.Second, honest: 10, rate: 100}
+	}
+	return floodConfig{nodes: 5, targets: 3, rounds: 3, round: 4 * time.Second, honest: 10, rate: 150}
+}
+
+// funded is the balance view of the flood test: the testnet's members
+// are funded, every other maker is not.
+type funded struct{ m sync.Map }
+
+func (f *funded) Free(maker common.Address) (*big.Int, bool) {
+	if _, ok := f.m.Load(maker); ok {
+		return new(big.Int).Lsh(big.NewInt(1), 200), true
+	}
+	return nil, false
+}
+
+// attackKinds are the flooders of every attack round, each a peer of its own.
+var attackKinds = []string{"padded-duplicate", "ignore-expired", "ignore-unfunded", "forger", "rotating-forger", "rotating-forger", "garbage"}
+
+type attacker struct {
+	kind  string
+	h     host.Host
+	ps    *pubsub.PubSub
+	topic *pubsub.Topic
+	sub   *pubsub.Subscription
+	sent  int
+}
+
+type floodResult struct {
+	baseline, attack       []time.Duration // p99 of each round
+	baseCores, attackCores float64         // process CPU during the rounds, in cores
+	lost                   int
+	notes                  []string // failures found
+}
+
+// TestGossipFlood: honest offers propagate through an in-process testnet
+// while Go attackers flood a few of its nodes with every kind of spam:
+// padded duplicates of valid offers, expired forged offers, signed
+// requests from unfunded fresh keys, forged signatures from one identity
+// and from rotating ones, and garbage. Baseline and attack rounds
+// interleave; in a baseline round the same attackers run the same loops
+// against a sink peer outside the testnet, so the attackers' own CPU load
+// is the same in both. The median over rounds of the honest propagation
+// p99 (from the origin storing an offer to the last node storing it) under
+// attack is at most twice the baseline's; no honest offer is lost; no spam
+// reaches a book; every attacker is throttled or banned by every node it
+// attacked within a bounded number of its messages. (The ratio is asserted
+// with IPSX_GOSSIP_FLOOD=long; see below.)
+func TestGossipFlood(t *testing.T) {
+	cfg := floodConfigFor()
+	res := runFlood(t, cfg)
+	for _, n := range res.notes {
+		t.Error(n)
+	}
+	base, att := median(res.baseline), median(res.attack)
+	ratio := float64(att) / float64(base)
+	t.Logf("honest p99 per round: baseline %v, attack %v; medians %v and %v: ratio %.2f; CPU %.2f and %.2f cores",
+		res.baseline, res.attack, base, att, ratio, res.baseCores, res.attackCores)
+	// The p99 ratio is asserted in the long variant only: under -race on
+	// a shared 2-core CI machine the short variant's rounds measured from
+	// 1.2× to 3.7× (a baseline round alone varied from 16 to 348 ms), so
+	// it only logs it. Everything else above holds in both.
+	if ratio > 2 && os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
+		t.Errorf("honest p99 under attack %v is %.2f× the baseline %v (want at most 2×)", att, ratio, base)
+	}
+	if res.lost > 0 {
+		t.Errorf("%d honest offers lost", res.lost)
+	}
+}
+
+// BenchmarkGossipFlood runs the long flood once and prints its figures.
+func BenchmarkGossipFlood(b *testing.B) {
+	cfg := floodConfigFor()
+	if os.Getenv("IPSX_GOSSIP_FLOOD") != "long" {
+		cfg.rounds, cfg.round = 3, 8*time.Second
+	}
+	var res floodResult
+	for b.Loop() {
+		res = runFlood(b, cfg)
+	}
+	for _, n := range res.notes {
+		b.Error(n)
+	}
+	base, att := median(res.baseline), median(res.attack)
+	fmt.Printf("bench: gossip-flood baseline_p99_ms=%.1f attack_p99_ms=%.1f ratio=%.2f cpu_cores=%.2f baseline_cpu_cores=%.2f lost=%d\n",
+		ms(base), ms(att), float64(att)/float64(base), res.attackCores, res.baseCores, res.lost)
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func p99(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[min(len(s)-1, len(s)*99/100)]
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func runFlood(tb testing.TB, cfg floodConfig) floodResult {
+	view := &funded{}
+	lim := node.DefaultSpamLimits()
+	lim.Grace = 2 * time.Second
+	dir := tb.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	tn, err := testnet.Start(ctx, testnet.Config{
+		Dir: dir, Nodes: cfg.nodes, Countries: []string{"DE"},
+		NodeOptions: []node.Option{node.WithBalances(view), node.WithSpamLimits(lim)},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer tn.Close()
+	for _, m := range tn.Members {
+		view.m.Store(m.Node.Address(), true)
+	}
+	if err := tn.AwaitMesh(ctx, min(cfg.nodes-1, 3)); err != nil {
+		tb.Fatal(err)
+	}
+	if err := tn.AwaitSynced(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	domain := tn.Members[0].Node.Status(ctx).Domain()
+
+	// When each node stored each order: from its event stream.
+	var mu sync.Mutex
+	stored := map[common.Hash]map[int]time.Time{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for i, m := range tn.Members {
+		evs, stop := m.Node.Subscribe()
+		defer stop()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ev := range evs {
+				if ev.Type != "order.added" {
+					continue
+				}
+				var e struct {
+					Order struct {
+						ID common.Hash `json:"id"`
+					} `json:"order"`
+				}
+				if json.Unmarshal(ev.Data, &e) != nil {
+					continue
+				}
+				mu.Lock()
+				if stored[e.Order.ID] == nil {
+					stored[e.Order.ID] = map[int]time.Time{}
+				}
+				stored[e.Order.ID][i] = ev.Time
+				mu.Unlock()
+			}
+		}()
+	}
+
+	// Unfunded signed requests, signed once (signing is the attacker's
+	// cost, not what is measured); each round sends them re-spaced, so
+	// that they are new messages to the nodes.
+	var unfunded [][]byte
+	for i := range 64 {
+		k, _ := ethcrypto.GenerateKey()
+		data, err := orderbook.Message{Order: orderbooktest.Sign(orderbooktest.Request(domain, "DE", uint64(i+1), time.Now()), k)}.Encode()
+		if err != nil {
+			tb.Fatal(err)
+		}
+		unfunded = append(unfunded, data)
+	}
+
+	var res floodResult
+	var honestIDs []common.Hash
+	seq := 0
+	for r := 0; r < 2*cfg.rounds; r++ {
+		attack := r%2 == 1
+		sink := rawHost(tb, ctx, false)
+		var targets []peer.AddrInfo
+		if attack {
+			for _, m := range tn.Members[1 : 1+cfg.targets] {
+				targets = append(targets, m.Node.AddrInfo())
+			}
+		} else {
+			targets = []peer.AddrInfo{{ID: sink.h.ID(), Addrs: sink.h.Addrs()}}
+		}
+		var atts []*attacker
+		for _, kind := range attackKinds {
+			a := rawHost(tb, ctx, true)
+			a.kind = kind
+			for _, ai := range targets {
+				if err := a.h.Connect(ctx, ai); err != nil {
+					tb.Fatalf("%s connects: %v", kind, err)
+				}
+			}
+			atts = append(atts, a)
+		}
+		// The attackers are on the topic of their targets before they start.
+		if err := testnet.Await(ctx, func() error {
+			for _, a := range atts {
+				if len(a.topic.ListPeers()) < len(targets) {
+					return fmt.Errorf("%s sees %d of %d targets on the topic", a.kind, len(a.topic.ListPeers()), len(targets))
+				}
+			}
+			return nil
+		}); err != nil {
+			tb.Fatal(err)
+		}
+		actx, stopAttack := context.WithCancel(ctx)
+		var awg sync.WaitGroup
+		for _, a := range atts {
+			awg.Add(1)
+			go func() { defer awg.Done(); a.flood(actx, cfg.rate, domain, unfunded, r, targets) }()
+		}
+
+		cpu0, wall0 := cpuTime(), time.Now()
+		var round []common.Hash
+		tick := time.NewTicker(time.Second / time.Duration(cfg.honest))
+		for deadline := time.Now().Add(cfg.round); time.Now().Before(deadline); {
+			<-tick.C
+			m := tn.Members[seq%cfg.nodes]
+			p := offerParams("DE")
+			p.IPs = uint32(1 + seq%1000)
+			seq++
+			o, err := m.Node.CreateOffer(ctx, p)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			round = append(round, o.ID())
+		}
+		tick.Stop()
+		honestIDs = append(honestIDs, round...)
+		// Every honest offer of the round reaches every node.
+		err := testnet.Await(ctxTimeout(ctx, 30*time.Second), func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, id := range round {
+				if len(stored[id]) < cfg.nodes {
+					return fmt.Errorf("offer %s reached %d of %d nodes", id.Hex(), len(stored[id]), cfg.nodes)
+				}
+			}
+			return nil
+		})
+		cores := float64(cpuTime()-cpu0) / float64(time.Since(wall0))
+		stopAttack()
+		awg.Wait()
+		if err != nil {
+			res.notes = append(res.notes, fmt.Sprintf("round %d (attack %v): %v", r, attack, err))
+		}
+		var lat []time.Duration
+		mu.Lock()
+		for _, id := range round {
+			at := stored[id]
+			if len(at) < cfg.nodes {
+				res.lost++
+				continue
+			}
+			var first, last time.Time
+			for _, ts := range at {
+				if first.IsZero() || ts.Before(first) {
+					first = ts
+				}
+				if ts.After(last) {
+					last = ts
+				}
+			}
+			lat = append(lat, last.Sub(first))
+		}
+		mu.Unlock()
+		if attack {
+			res.attack = append(res.attack, p99(lat))
+			res.attackCores += cores / float64(cfg.rounds)
+			notes := checkAttackers(tn, atts, cfg)
+			for _, n := range notes {
+				tb.Log(n)
+			}
+			res.notes = append(res.notes, notes...)
+		} else {
+			res.baseline = append(res.baseline, p99(lat))
+			res.baseCores += cores / float64(cfg.rounds)
+		}
+		for _, a := range atts {
+			a.close()
+		}
+		sink.close()
+	}
+	// No spam in any book: each holds exactly the honest offers.
+	for _, m := range tn.Members {
+		if n := m.Node.Book().Count(); n != len(honestIDs) {
+			res.notes = append(res.notes, fmt.Sprintf("%s holds %d orders, want the %d honest ones", m.Name, n, len(honestIDs)))
+		}
+	}
+	return res
+}
+
+// maxSpamJudged bounds how many messages of an attacker a node judges
+// before it throttles the attacker: ThrottleAt of ignored ones, plus what
+// was already in flight.
+const maxSpamJudged = 60
+
+// checkAttackers: every attacker is throttled or banned by every target,
+// within maxSpamJudged of its messages.
+func checkAttackers(tn *testnet.Testnet, atts []*attacker, cfg floodConfig) []string {
+	var notes []string
+	for _, m := range tn.Members[1 : 1+cfg.targets] {
+		for _, a := range atts {
+			var st node.SpamState
+			err := testnet.Await(ctxTimeout(context.Background(), 3*time.Second), func() error {
+				st = m.Node.SpamState(a.h.ID())
+				if !st.Throttled && !st.Banned && st.Bans == 0 {
+					return fmt.Errorf("not throttled")
+				}
+				return nil
+			})
+			switch {
+			case err != nil:
+				notes = append(notes, fmt.Sprintf("%s never throttled the %s attacker (%d sent): %+v", m.Name, a.kind, a.sent, st))
+			case st.JudgedAtThrottle > maxSpamJudged:
+				notes = append(notes, fmt.Sprintf("%s throttled the %s attacker only after %d messages", m.Name, a.kind, st.JudgedAtThrottle))
+			}
+		}
+	}
+	return notes
+}
+
+func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
+	c, cancel := context.WithTimeout(ctx, d)
+	context.AfterFunc(c, cancel)
+	return c
+}
+
+// rawHost is a go-libp2p-pubsub peer on the DE topic with the documented
+// settings. An attacker forwards nothing it receives (its validator
+// ignores everything), as does a sink.
+func rawHost(tb testing.TB, ctx context.Context, isAttacker bool) *attacker {
+	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ps, err := pubsub.NewGossipSub(ctx, h,
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(),
+		pubsub.WithMessageIdFn(rawID), pubsub.WithFloodPublish(true),
+		pubsub.WithMaxMessageSize(node.MaxRPCSize), pubsub.WithPeerOutboundQueueSize(4096))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	name := node.TopicPrefix + "DE"
+	if err := ps.RegisterTopicValidator(name, func(_ context.Context, from peer.ID, _ *pubsub.Message) pubsub.ValidationResult {
+		if from == h.ID() {
+			return pubsub.ValidationAccept // its own publishes
+		}
+		return pubsub.ValidationIgnore
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	topic, err := ps.Join(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sub, err := topic.Subscribe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &attacker{h: h, ps: ps, topic: topic, sub: sub}
+}
+
+func (a *attacker) close() {
+	a.sub.Cancel()
+	_ = a.topic.Close()
+	_ = a.h.Close()
+}
+
+// flood publishes rate messages a second of the attacker's kind until ctx
+// ends, redialling its targets when a node drops it (a banned attacker
+// is refused).
+func (a *attacker) flood(ctx context.Context, rate int, d orderbook.Domain, unfunded [][]byte, round int, targets []peer.AddrInfo) {
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	redial := time.NewTicker(time.Second)
+	defer redial.Stop()
+	rnd := mrand.New(mrand.NewPCG(uint64(round), uint64(len(a.kind))))
+	single, _ := ethcrypto.GenerateKey()
+	// A valid offer to pad: the attacker makes its own (with the padding
+	// bug the id of a padded copy was the offer's digest, so any valid
+	// offer the nodes hold, or will, is as good as an honest one).
+	k, _ := ethcrypto.GenerateKey()
+	base, _ := orderbook.Message{Order: orderbooktest.Sign(orderbooktest.Offer(d, "DE", uint64(round+1), time.Now()), k)}.Encode()
+	// ...but it pads the honest offers it receives once it has one: the
+	// copies of an accepted offer were free duplicates with the old id
+	// (those of a rejected one cost GossipSub score as well).
+	var latest atomic.Pointer[[]byte]
+	if a.kind == "padded-duplicate" {
+		var rwg sync.WaitGroup
+		defer rwg.Wait()
+		rwg.Add(1)
+		go func() {
+			defer rwg.Done()
+			for {
+				m, err := a.sub.Next(ctx)
+				if err != nil {
+					return
+				}
+				if m.ReceivedFrom != a.h.ID() {
+					latest.Store(&m.Data)
+				}
+			}
+		}()
+	}
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-redial.C:
+			for _, ai := range targets {
+				if a.h.Network().Connectedness(ai.ID) != network.Connected {
+					cctx, cancel := context.WithTimeout(ctx, time.Second)
+					_ = a.h.Connect(cctx, ai)
+					cancel()
+				}
+			}
+			continue
+		case <-tick.C:
+		}
+		var data []byte
+		switch a.kind {
+		case "padded-duplicate":
+			src := base
+			if p := latest.Load(); p != nil {
+				src = *p
+			}
+			data = pad(src, node.MaxRPCSize-len(src)-1024-i%512)
+		case "ignore-expired":
+			o := orderbooktest.Offer(d, "DE", uint64(i+1), time.Now().Add(-3*time.Hour))
+			o.Maker = randomAddress()
+			o.Signature = randomBytes(65)
+			data, _ = orderbook.Message{Order: o}.Encode()
+		case "ignore-unfunded":
+			data = pad(unfunded[i%len(unfunded)], round*len(unfunded)+i/len(unfunded)%16)
+		case "forger":
+			o := orderbooktest.Offer(d, "DE", uint64(1_000_000+i), time.Now())
+			o.Maker = ethcrypto.PubkeyToAddress(single.PublicKey)
+			o.Signature = randomBytes(65)
+			data, _ = orderbook.Message{Order: o}.Encode()
+		case "rotating-forger":
+			o := orderbooktest.Offer(d, "DE", uint64(i+1), time.Now())
+			o.Maker = randomAddress()
+			o.Signature = randomBytes(65)
+			data, _ = orderbook.Message{Order: o}.Encode()
+		case "garbage":
+			data = randomBytes(1 + rnd.IntN(1500))
+		}
+		if a.topic.Publish(ctx, data) == nil {
+			a.sent++
+		}
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+func randomAddress() common.Address { return common.BytesToAddress(randomBytes(20)) }
