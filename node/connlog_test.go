@@ -72,3 +72,58 @@ func TestConnLogCoSigned(t *testing.T) {
 		t.Fatal("the forged head matches the provider's log")
 	}
 }
+
+// TestVoucherAfterProviderRestart: a provider restarted after a deal
+// carried traffic has no meter for it until the next connection; a voucher
+// arriving before that carries a connection-log head the provider cannot
+// check (its log of the earlier run is not loaded) and is taken, not
+// refused: the deal settles for the requester's last voucher.
+func TestVoucherAfterProviderRestart(t *testing.T) {
+	_, tn := startDealNet(t, 2)
+	ctx := awaitCtx(t)
+	prov, req := tn.Members[0], tn.Members[1].Node
+	if _, err := prov.Node.CreateOffer(ctx, dealOffer("DE", 1, 1_000_000_000_000)); err != nil {
+		t.Fatal(err)
+	}
+	awaitOffers(t, ctx, req, 1)
+	r, err := req.CreateRequest(ctx, dealRequest("DE", 15))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := awaitDeal(t, ctx, req, r.ID().Hex(), "active")
+	id := common.HexToHash(d.ID)
+	if got := curl(t, "--socks5-hostname", req.SOCKSAddr().String(), "--proxy-user", ":"+req.ProxyPassword(), "http://"+whoami(t)+"/"); got != prov.IP {
+		t.Fatalf("server saw %q, want %s", got, prov.IP)
+	}
+	head, n, ok := req.ConnLogHead(id)
+	if !ok || n == 0 {
+		t.Fatalf("requester's log of the deal: %d entries (%v)", n, ok)
+	}
+	// The provider's record must hold the traffic before it stops.
+	if err := testnet.Await(ctx, func() error {
+		pd, err := prov.Node.Deal(ctx, id)
+		if err != nil {
+			return err
+		}
+		if pd.Bytes == 0 {
+			return fmt.Errorf("provider's record shows no bytes yet")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := prov.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tn.Restart(ctx, prov); err != nil {
+		t.Fatal(err)
+	}
+	if !prov.Node.ConnLogMatches(id, head) {
+		t.Fatalf("restarted provider refuses the requester's head %s (%d entries) before any new connection", head.Hex(), n)
+	}
+	pd := awaitDeal(t, ctx, prov.Node, r.ID().Hex(), "settled")
+	rd := awaitDeal(t, ctx, req, r.ID().Hex(), "settled")
+	if rd.Voucher == nil || pd.Settled != rd.Voucher.Amount {
+		t.Fatalf("settled %s, requester's last voucher %+v", pd.Settled, rd.Voucher)
+	}
+}

@@ -174,11 +174,13 @@ func (n *Node) serveDeal(s network.Stream) {
 }
 
 // watchDealPeers tells the driver when a counterparty connects, so that
-// open deals with it are synced at once.
+// open deals with it are synced at once, and brings back the routes of
+// deals set aside because it was unreachable.
 func (n *Node) watchDealPeers() func() {
 	nb := &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		if a, err := AddressOf(c.RemotePeer()); err == nil {
 			n.deals.PeerConnected(a)
+			n.providerBack(a)
 		}
 	}}
 	n.host.Network().Notify(nb)

@@ -357,7 +357,10 @@ func (n *Node) connLogMatches(id, hash common.Hash) bool {
 	complete := n.tun.complete[id]
 	n.tun.mu.Unlock()
 	if !ok {
-		return hash == (common.Hash{}) || !n.dealHasBytes(id)
+		// No connection of the deal in this run yet: with traffic in the
+		// record, an earlier run kept the log and it cannot be checked
+		// (as after any restart, see complete); without, it is empty.
+		return hash == (common.Hash{}) || n.dealHasBytes(id)
 	}
 	if !complete {
 		return true
@@ -620,7 +623,22 @@ func (n *Node) checkRoute(ctx context.Context, r tunnel.Route) error {
 
 // hasDealFor reports whether an active deal of the requester serves r.
 func (n *Node) hasDealFor(r tunnel.Route) bool {
-	return len(n.dealsFor(r)) > 0
+	return len(n.dealsFor(r)) > 0 || n.hasDownDealFor(r)
+}
+
+// hasDownDealFor reports whether a deal set aside (its provider
+// unreachable) serves r: the route is not refused at login for it.
+func (n *Node) hasDownDealFor(r tunnel.Route) bool {
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.down {
+		p := n.placeOf(id)
+		if r.Any() || r.Matches(p.loc, p.typ) {
+			return true
+		}
+	}
+	return false
 }
 
 // dealsFor lists, in id order, the requester's deals the machine lets
@@ -697,6 +715,22 @@ func (n *Node) dealDown(id common.Hash) bool {
 	defer n.tun.mu.Unlock()
 	until, ok := n.tun.down[id]
 	return ok && time.Now().Before(until)
+}
+
+// providerBack ends the set-aside of the deals with a provider that just
+// connected.
+func (n *Node) providerBack(a common.Address) {
+	if n.tun == nil {
+		return
+	}
+	t := n.tun
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for id := range t.down {
+		if r, ok := n.deals.Deal(id); ok && r.Deal.Terms.Provider == a {
+			delete(t.down, id)
+		}
+	}
 }
 
 // errProviderDown marks a flow that failed because the deal's provider
