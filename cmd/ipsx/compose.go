@@ -117,13 +117,9 @@ public.`,
 			cfg.ChainRPC = fc.base
 			cfg.ChainID, cfg.Escrow = netw.ChainID, netw.Escrow.Hex()
 			cfg.Bootstrap = append(cfg.Bootstrap, netw.Bootstrap...)
-			opts := append([]node.Option{node.WithLogger(log), node.WithLogLevel(&f.level)}, f.dealOptions()...)
-			if f.autoBuy {
-				ab, err := f.autoBuyConfig()
-				if err != nil {
-					return err
-				}
-				opts = append(opts, node.WithAutoBuy(ab))
+			opts, err := f.nodeOptions(log)
+			if err != nil {
+				return err
 			}
 			n, err := node.New(a.datadir, pw, cfg, opts...)
 			if err != nil {

@@ -88,6 +88,20 @@ var devDealConfig = node.DealConfig{
 	TrafficBudgetGB: 1, Tick: 200 * time.Millisecond, SeriesBackoff: 2 * time.Second,
 }
 
+// nodeOptions are the node's options from the flags: logging, deals and
+// auto-buy.
+func (f *nodeFlags) nodeOptions(log *slog.Logger) ([]node.Option, error) {
+	opts := append([]node.Option{node.WithLogger(log), node.WithLogLevel(&f.level)}, f.dealOptions()...)
+	if f.autoBuy {
+		ab, err := f.autoBuyConfig()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, node.WithAutoBuy(ab))
+	}
+	return opts, nil
+}
+
 // dealOptions are the node options the deal flags ask for.
 func (f *nodeFlags) dealOptions() []node.Option {
 	if !f.devFastDeals {
@@ -194,13 +208,9 @@ loopback are refused unless --allow-public-listen.`,
 				return err
 			}
 			cfg := f.config(a)
-			opts := append([]node.Option{node.WithLogger(log), node.WithLogLevel(&f.level)}, f.dealOptions()...)
-			if f.autoBuy {
-				ab, err := f.autoBuyConfig()
-				if err != nil {
-					return err
-				}
-				opts = append(opts, node.WithAutoBuy(ab))
+			opts, err := f.nodeOptions(log)
+			if err != nil {
+				return err
 			}
 			n, err := node.New(a.datadir, pw, cfg, opts...)
 			if err != nil {
