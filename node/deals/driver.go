@@ -239,7 +239,8 @@ func (d *Driver) post(ctx context.Context, fn func(c *core) error) {
 }
 
 // do runs fn on the loop and waits until it and its effects are done. It
-// waits for Run to start.
+// waits for Run to start. On an error (ctx ended, the driver stopped) fn
+// may still run later: what fn writes may be read only after a nil error.
 func (d *Driver) do(ctx context.Context, fn func(c *core) error) error {
 	select {
 	case <-d.started:
@@ -277,7 +278,11 @@ func (d *Driver) Receive(ctx context.Context, from common.Address, hint Peer, p 
 		reply, err = c.receive(d.cfg.Now(), from, hint, p)
 		return err
 	})
-	return reply, err
+	if err != nil {
+		// fn may still run after do gave up: reply is not read then.
+		return agreement.Packet{}, err
+	}
+	return reply, nil
 }
 
 // Close ends a deal from this side.
@@ -303,7 +308,10 @@ func (d *Driver) SetOffer(ctx context.Context, o *orderbook.Order) error {
 func (d *Driver) Available(ctx context.Context, pool uint64) (uint32, error) {
 	var n uint32
 	err := d.do(ctx, func(c *core) error { n = c.m.Available(pool); return nil })
-	return n, err
+	if err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // Capacity is the total IPs of an own offer series, and whether it is
@@ -312,7 +320,10 @@ func (d *Driver) Capacity(ctx context.Context, pool uint64) (uint32, bool, error
 	var n uint32
 	var ok bool
 	err := d.do(ctx, func(c *core) error { n, ok = c.capacity[pool]; return nil })
-	return n, ok, err
+	if err != nil {
+		return 0, false, err
+	}
+	return n, ok, nil
 }
 
 // PeerConnected tells the driver a counterparty is connected: open deals
