@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	mathbig "math/big"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,3 +87,68 @@ func TestSaveFailureStopsDriver(t *testing.T) {
 }
 
 func bigInt(v int64) *mathbig.Int { return mathbig.NewInt(v) }
+
+// gateStore holds SaveDeals, once armed, until the gate opens.
+type gateStore struct {
+	*memStore
+	armed   atomic.Bool
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (s *gateStore) SaveDeals(recs []*Record) error {
+	if s.armed.CompareAndSwap(true, false) {
+		close(s.entered)
+		<-s.gate
+	}
+	return s.memStore.SaveDeals(recs)
+}
+
+// TestReceiveGivenUp: a Receive whose context ends while the loop is in
+// the middle of it returns the context's error, and nothing of what the
+// loop goes on to write is read by the caller (the race detector caught
+// the reply read after giving up, racing with the loop's write of it).
+func TestReceiveGivenUp(t *testing.T) {
+	store := &gateStore{memStore: newMemStore(), entered: make(chan struct{}), gate: make(chan struct{})}
+	cfg := simConfig(simKey("r"))
+	d, err := New(cfg, store, idleTransport{}, idleChain{}, noOffers{}, &simHooks{serving: map[common.Hash]bool{}, meter: map[common.Hash]uint64{}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	p := simKey("p")
+	offer := &orderbook.Order{Kind: orderbook.KindOffer, Maker: p.Address(), Nonce: 1, IPs: 1,
+		PricePerHour: bigInt(3600), PricePerGB: bigInt(1000), MinDuration: 5, MaxDuration: 3600, Expires: uint64(time.Now().Unix()) + 3600}
+	req := &orderbook.Order{Kind: orderbook.KindRequest, Maker: simKey("r").Address(), Nonce: 1, IPs: 1, Duration: 60,
+		Expires: uint64(time.Now().Unix()) + 3600}
+	fill := matching.Fill{OfferID: offer.ID(), RequestID: req.ID(), Offer: offer, IPs: 1, PricePerHour: offer.PricePerHour, PricePerGB: offer.PricePerGB}
+	if err := d.do(ctx, func(c *core) error { return c.propose(cfg.Now(), req, fill) }); err != nil {
+		t.Fatal(err)
+	}
+	recs := d.Deals()
+	if len(recs) != 1 {
+		t.Fatalf("%d deals after the proposal, want 1", len(recs))
+	}
+	// An ack with the provider's status makes the record dirty: its save
+	// is held while the caller gives up.
+	store.armed.Store(true)
+	rctx, rcancel := context.WithCancel(ctx)
+	// The save is let go as the caller gives up: the loop's write of the
+	// reply is not ordered after the caller's return.
+	go func() { <-store.entered; rcancel(); close(store.gate) }()
+	reply, err := d.Receive(rctx, p.Address(), Peer{}, agreement.Packet{Acks: []agreement.Ack{{DealID: recs[0].Deal.ID, Seq: 0, Status: agreement.StatusAccepted}}})
+	switch {
+	case err == nil: // the loop was quicker than the cancel: nothing to check
+	case !errors.Is(err, context.Canceled) || !reply.Empty():
+		t.Fatalf("Receive given up: %+v, %v; want an empty reply and context.Canceled", reply, err)
+	}
+	// The loop finishes the packet: the next command goes through.
+	if _, err := d.Available(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+}
