@@ -13,6 +13,8 @@ func pollUntil(t *testing.T, e *env, f *Follower, what string, cond func([]DealE
 	t.Helper()
 	var all []DealEvent
 	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		evs, _, err := f.Poll(e.ctx)
 		if err != nil {
@@ -25,7 +27,7 @@ func pollUntil(t *testing.T, e *env, f *Follower, what string, cond func([]DealE
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: events %s", what, describe(all))
 		}
-		time.Sleep(10 * time.Millisecond) // a poll loop's interval, not a wait for an outcome
+		<-tick.C // the poll interval
 	}
 }
 

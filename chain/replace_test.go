@@ -42,6 +42,8 @@ func TestStuckTransactionReplaced(t *testing.T) {
 		done <- result{r, err}
 	}()
 	deadline := time.Now().Add(20 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		mu.Lock()
 		n := len(sent)
@@ -53,7 +55,7 @@ func TestStuckTransactionReplaced(t *testing.T) {
 			e.dc.ResumeSealing()
 			t.Fatalf("%d transactions sent while the chain stood still, want the original and two replacements", n)
 		}
-		time.Sleep(10 * time.Millisecond) // poll interval
+		<-tick.C // the poll interval
 	}
 	e.dc.ResumeSealing()
 	res := <-done

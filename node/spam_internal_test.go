@@ -125,6 +125,8 @@ func TestVPoolFair(t *testing.T) {
 	queued := func(id peer.ID, want int) {
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
 		for {
 			p.mu.Lock()
 			n := len(p.queues[id])
@@ -135,7 +137,7 @@ func TestVPoolFair(t *testing.T) {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s has %d queued, want %d", id, n, want)
 			}
-			time.Sleep(time.Millisecond)
+			<-tick.C
 		}
 	}
 	var mu sync.Mutex

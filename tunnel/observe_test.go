@@ -39,6 +39,8 @@ func (l *resultLog) take() []string {
 func (l *resultLog) await(t *testing.T, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	var got []string
 	for {
 		l.mu.Lock()
@@ -47,7 +49,7 @@ func (l *resultLog) await(t *testing.T, want string) {
 		if len(got) > 0 || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(5 * time.Millisecond)
+		<-tick.C
 	}
 	if !slices.Equal(got, []string{want}) {
 		t.Fatalf("observed %v, want [%s]", got, want)

@@ -632,6 +632,8 @@ func bigServer(t *testing.T) string {
 	chunk := make([]byte, 256<<10)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", fmt.Sprint(96*len(chunk)))
+		pace := time.NewTicker(20 * time.Millisecond) // the download's pace, not a wait
+		defer pace.Stop()
 		for i := 0; i < 96; i++ {
 			if _, err := w.Write(chunk); err != nil {
 				return
@@ -639,7 +641,7 @@ func bigServer(t *testing.T) string {
 			if f, ok := w.(http.Flusher); ok {
 				f.Flush()
 			}
-			time.Sleep(20 * time.Millisecond) // pacing only: nothing waits on it
+			<-pace.C
 		}
 	})}
 	go func() { _ = srv.Serve(ln) }()
