@@ -38,24 +38,26 @@ import (
 // crashStep is one step of the deal where a side is killed: by a crash
 // point armed in it (crash.Env), or from outside when a condition holds.
 type crashStep struct {
-	name         string
-	prov, req    string                 // crash points ("" = killed from outside)
-	provCond     func(r *crashRun) bool // when to kill the provider from outside
-	reqCond      func(r *crashRun) bool // when to kill the requester from outside
-	midTransfer  bool                   // killed while a download runs
-	afterRequest bool                   // the provider is killed once the request is placed
+	name      string
+	prov, req string // crash points ("" = killed from outside)
+	// provHold and reqHold kill the provider (the requester) from
+	// outside: the other side holds at that point (crash.HoldEnv) until
+	// the victim is dead, so the kill lands at that very instant.
+	provHold, reqHold string
+	midTransfer       bool // killed while a download runs
+	afterRequest      bool // the provider is killed once the request is placed
 }
 
 var crashSteps = []crashStep{
 	{name: "request-placed", req: "order.created.request", afterRequest: true},
 	{name: "proposal-sent", prov: "deal.received.proposal", req: "deal.sent.proposal"},
 	{name: "accepted", prov: "deal.status.accepted", req: "deal.status.accepted"},
-	{name: "open-sent", req: "tx.sent.open", provCond: func(r *crashRun) bool { return r.reqDeal().Pending == "open" }},
+	{name: "open-sent", req: "tx.sent.open", provHold: "tx.sent.open"},
 	{name: "funded", prov: "deal.status.funded", req: "deal.chain.opened"},
 	{name: "active", prov: "deal.status.active", req: "deal.sent.voucher"},
 	{name: "mid-transfer", midTransfer: true},
 	{name: "close-requested", prov: "deal.received.close", req: "deal.status.completed"},
-	{name: "settle-sent", prov: "tx.sent.settle", reqCond: func(r *crashRun) bool { return r.provDeal().Pending == "settle" }},
+	{name: "settle-sent", prov: "tx.sent.settle", reqHold: "tx.sent.settle"},
 	{name: "settled", prov: "deal.status.settled", req: "deal.status.settled"},
 }
 
@@ -91,6 +93,8 @@ type nodeProc struct {
 	cmd      *exec.Cmd
 	done     chan struct{}
 	restarts int
+	// holdAt and holdFile arm a hold point (crash.HoldEnv) at each start.
+	holdAt, holdFile string
 }
 
 func newNodeProc(t *testing.T, name string, args ...string) *nodeProc {
@@ -115,7 +119,10 @@ func (p *nodeProc) start(crashAt string) {
 	p.t.Helper()
 	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$", "--"}, p.args...)...)
 	cmd.Env = append(os.Environ(), "IPSX_TEST_AS_CLI=1", "IPSX_PASSWORD=pw", crash.Env+"="+crashAt)
-	fmt.Fprintf(p.log, "==== start %s (crash point %q)\n", p.name, crashAt)
+	if p.holdAt != "" {
+		cmd.Env = append(cmd.Env, crash.HoldEnv+"="+p.holdAt, crash.HoldFileEnv+"="+p.holdFile)
+	}
+	fmt.Fprintf(p.log, "==== start %s (crash point %q, hold point %q)\n", p.name, crashAt, p.holdAt)
 	cmd.Stdout, cmd.Stderr = p.log, p.log
 	if err := cmd.Start(); err != nil {
 		p.t.Fatal(err)
@@ -191,6 +198,9 @@ type crashRun struct {
 	killedAt   time.Time
 	victim     *nodeProc
 	victimSide string
+	// holdFile is where the other side holds (crashStep.provHold): the
+	// victim is killed once it exists.
+	holdFile string
 }
 
 // procCLI runs ipsx commands in this process against a node's API.
@@ -220,9 +230,8 @@ func (r *crashRun) deals(c *cli) ([]sdk.Deal, bool) {
 	return mine, true
 }
 
-// reqDeal and provDeal are the newest deal of the request on each side.
-func (r *crashRun) reqDeal() sdk.Deal  { return newest(r.reqDeals) }
-func (r *crashRun) provDeal() sdk.Deal { return newest(r.provDeals) }
+// reqDeal is the newest deal of the request on the requester.
+func (r *crashRun) reqDeal() sdk.Deal { return newest(r.reqDeals) }
 
 func newest(ds []sdk.Deal) sdk.Deal {
 	if len(ds) == 0 {
@@ -251,16 +260,15 @@ func (r *crashRun) supervise(st crashStep) {
 		r.victim.start("")
 		return
 	}
-	if r.killed {
+	if r.killed || r.holdFile == "" {
 		return
 	}
-	cond := st.provCond
-	if r.victimSide == "requester" {
-		cond = st.reqCond
-	}
-	if cond != nil && cond(r) {
+	if _, err := os.Stat(r.holdFile); err == nil {
 		r.victim.kill()
 		r.killed, r.killedAt = true, time.Now()
+		if err := os.Remove(r.holdFile); err != nil {
+			r.t.Errorf("release the hold: %v", err)
+		}
 	}
 }
 
@@ -340,6 +348,14 @@ func runCrash(t *testing.T, st crashStep, side string) {
 	point := st.prov
 	if side == "requester" {
 		r.victim, point = r.req, st.req
+	}
+	hold, holder := st.provHold, r.req
+	if side == "requester" {
+		hold, holder = st.reqHold, r.prov
+	}
+	if hold != "" {
+		r.holdFile = filepath.Join(t.TempDir(), "hold")
+		holder.holdAt, holder.holdFile = hold, r.holdFile
 	}
 	start := func(p *nodeProc, c *cli, pt string) {
 		p.start(pt)
