@@ -35,19 +35,25 @@ build: ## build bin/ipsx
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ipsx ./cmd/ipsx
 
 IMAGE   ?= ipsx:dev
+CHAIN_IMAGE ?= ipsx-devchain:dev
+# A static binary: cgo stays on (libsecp256k1), linked with -extldflags -static.
+STATIC  := -trimpath -ldflags "$(LDFLAGS) -s -w -linkmode external -extldflags -static"
 # docker-compose (v1) where it is installed, else the v2 plugin.
 COMPOSE ?= $(shell command -v docker-compose >/dev/null 2>&1 && echo docker-compose || echo docker compose)
 COMPOSE_PROJECT ?= ipsx
 
 .PHONY: image
-image: ## the container image ipsx:dev (IMAGE=...): a static ipsx FROM scratch (deploy/Dockerfile); prints its size
-	@echo "image: building a static ipsx (cgo for libsecp256k1, -tags netgo,osusergo, -extldflags -static); the first build compiles every package again and takes a few minutes"
+image: ## the node image ipsx:dev (IMAGE=...) and the dev chain image ipsx-devchain:dev (CHAIN_IMAGE=...): static ipsx binaries FROM scratch (deploy/Dockerfile); prints their sizes
+	@echo "image: building two static ipsx (cgo for libsecp256k1, -tags netgo,osusergo, -extldflags -static): the node's without the dev chain (-tags nodevchain), and the full one for the dev chain; the first build compiles every package again and takes a few minutes"
 	@mkdir -p deploy/build/data deploy/build/rootfs/etc deploy/build/rootfs/tmp && chmod 1777 deploy/build/rootfs/tmp
-	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo -trimpath -ldflags "$(LDFLAGS) -s -w -linkmode external -extldflags -static" -o deploy/build/ipsx ./cmd/ipsx
+	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo,nodevchain $(STATIC) -o deploy/build/ipsx ./cmd/ipsx
+	CGO_ENABLED=1 $(GO) build -tags netgo,osusergo $(STATIC) -o deploy/build/ipsx-full ./cmd/ipsx
 	cp deploy/passwd deploy/group deploy/build/rootfs/etc/
 	docker build -q -t $(IMAGE) -f deploy/Dockerfile deploy/build >/dev/null
+	docker build -q --build-arg BIN=ipsx-full -t $(CHAIN_IMAGE) -f deploy/Dockerfile deploy/build >/dev/null
 	@docker run --rm --network none $(IMAGE) --version | sed 's/^/image: the binary runs in the empty image: /'
 	@docker image inspect -f '{{.Size}}' $(IMAGE) | awk '{printf "image: $(IMAGE) is %.1f MB (goal: at most 60 MB)\n", $$1/1e6}'
+	@docker image inspect -f '{{.Size}}' $(CHAIN_IMAGE) | awk '{printf "image: $(CHAIN_IMAGE) (the dev chain and the testnet commands too) is %.1f MB\n", $$1/1e6}'
 
 .PHONY: compose-up
 compose-up: image ## the docker-compose testnet (deploy/compose.yaml): dev chain, bootstrap, 3 providers, a requester, a target; waits for the first proxied request
@@ -84,9 +90,10 @@ fuzz: ## run each fuzz target for FUZZTIME (default 30s)
 	done
 
 .PHONY: lint
-lint: ## gofmt, go vet, staticcheck (pinned in go.mod)
+lint: ## gofmt, go vet, the node image's build (-tags nodevchain) compiles, staticcheck (pinned in go.mod)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet $(PKGS)
+	$(GO) build -tags nodevchain -o /dev/null ./cmd/ipsx/
 	$(GO) tool staticcheck $(LINTPKGS)
 
 .PHONY: generate

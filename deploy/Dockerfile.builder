@@ -4,14 +4,18 @@
 # root:
 #
 #   docker build -f deploy/Dockerfile.builder -t ipsx:dev .
+#   docker build -f deploy/Dockerfile.builder --build-arg TAGS=netgo,osusergo -t ipsx-devchain:dev .
 #
+# TAGS: the node image leaves the dev chain out (nodevchain); the dev chain
+# image (deploy/compose.yaml's devchain service) keeps it.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
 ARG VERSION=dev
-RUN CGO_ENABLED=1 go build -tags netgo,osusergo -trimpath \
+ARG TAGS=netgo,osusergo,nodevchain
+RUN CGO_ENABLED=1 go build -tags ${TAGS} -trimpath \
       -ldflags "-X main.version=${VERSION} -X github.com/ipsx/ipsx/node.Version=${VERSION} -s -w -linkmode external -extldflags -static" \
       -o /out/ipsx ./cmd/ipsx \
  && /out/ipsx --version \

@@ -50,10 +50,14 @@ func TestCompose(t *testing.T) {
 	project := "ipsxtest" + hex.EncodeToString(b)
 	// An image of this run's own (apart from a user's ipsx:dev, and from
 	// another tree's test running beside this one), removed at the end.
-	image := "ipsx:" + project
-	t.Cleanup(func() { _, _ = docker(context.Background(), "rmi", "-f", image) })
-	buildImage(t, ctx, image)
-	tn := up(t, ctx, project, image)
+	image, chainImage := "ipsx:"+project, "ipsx-devchain:"+project
+	t.Cleanup(func() { _, _ = docker(context.Background(), "rmi", "-f", image, chainImage) })
+	buildImage(t, ctx, image, chainImage)
+	// The node image has no dev chain, and says so.
+	if out, err := docker(ctx, "run", "--rm", "--network", "none", image, "devchain"); err == nil || !strings.Contains(out, "built without the dev chain") {
+		t.Fatalf("devchain in the node image: %v: %s", err, out)
+	}
+	tn := up(t, ctx, project, image, chainImage)
 
 	start := time.Now()
 	ip := tn.awaitRoute(ctx, "country-DE", 3*time.Minute, nil)
@@ -102,11 +106,12 @@ func repoRoot() string {
 	return root
 }
 
-// buildImage runs make image, as a user does: a clean clone gets its image.
-func buildImage(t *testing.T, ctx context.Context, image string) {
+// buildImage runs make image, as a user does: a clean clone gets its
+// images, the node's and the dev chain's.
+func buildImage(t *testing.T, ctx context.Context, image, chainImage string) {
 	t.Helper()
 	start := time.Now()
-	cmd := exec.CommandContext(ctx, "make", "-s", "-C", repoRoot(), "image", "IMAGE="+image)
+	cmd := exec.CommandContext(ctx, "make", "-s", "-C", repoRoot(), "image", "IMAGE="+image, "CHAIN_IMAGE="+chainImage)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("make image: %v\n%s", err, out)
@@ -126,7 +131,7 @@ type testnet struct {
 	extra   []string
 }
 
-func up(t *testing.T, ctx context.Context, project, image string) *testnet {
+func up(t *testing.T, ctx context.Context, project, image, chainImage string) *testnet {
 	t.Helper()
 	tn := &testnet{root: t, t: t, project: project}
 	ports := freePorts(t, 4)
@@ -135,7 +140,7 @@ func up(t *testing.T, ctx context.Context, project, image string) *testnet {
 	var err error
 	for try := 0; try < 5; try++ {
 		tn.subnet = fmt.Sprintf("10.%d.%d.0/24", 210+mathrand.IntN(40), mathrand.IntN(256))
-		tn.env = []string{"IPSX_IMAGE=" + image, "IPSX_SUBNET=" + tn.subnet,
+		tn.env = []string{"IPSX_IMAGE=" + image, "IPSX_CHAIN_IMAGE=" + chainImage, "IPSX_SUBNET=" + tn.subnet,
 			"IPSX_SOCKS_PORT=" + ports[0], "IPSX_HTTP_PORT=" + ports[1], "IPSX_API_PORT=" + ports[2], "IPSX_CHAIN_PORT=" + ports[3]}
 		var out string
 		out, err = tn.compose(ctx, "up", "-d")

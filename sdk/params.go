@@ -165,3 +165,14 @@ func FormatAmount(base *big.Int) string {
 	}
 	return s + " tok"
 }
+
+// DevOffer is the offer of a testnet's provider (ipsx testnet up, the
+// docker-compose testnet): 2 residential IPs in country cc at 0.001 token
+// per IP-hour and 0.01 token per GB, rentable from 5 s to 1 day.
+func DevOffer(cc string) OfferParams {
+	return OfferParams{
+		Country: cc, IPType: "residential", IPs: 2,
+		PricePerHour: "1000000000000000", PricePerGB: "10000000000000000",
+		MinDuration: 5, MaxDuration: 86400, Bandwidth: 100,
+	}
+}

@@ -141,15 +141,8 @@ func (c *Config) validate() error {
 	return nil
 }
 
-// DefaultOffer is a testnet provider's offer: 2 residential IPs at
-// 0.001 token per IP-hour and 0.01 token per GB, rentable from 5 s to 1 day.
-func DefaultOffer(i int, cc string) sdk.OfferParams {
-	return sdk.OfferParams{
-		Country: cc, IPType: "residential", IPs: 2,
-		PricePerHour: "1000000000000000", PricePerGB: "10000000000000000",
-		MinDuration: 5, MaxDuration: 86400, Bandwidth: 100,
-	}
-}
+// DefaultOffer is a testnet provider's offer, sdk.DevOffer.
+func DefaultOffer(i int, cc string) sdk.OfferParams { return sdk.DevOffer(cc) }
 
 // DefaultAutoBuy is a testnet requester's auto-buy: deals of 10 minutes
 // at up to 0.01 token per IP-hour and 0.1 per GB, within 10 tokens an hour.

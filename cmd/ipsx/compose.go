@@ -18,7 +18,7 @@ import (
 	"github.com/ipsx/ipsx/chain"
 	"github.com/ipsx/ipsx/node"
 	"github.com/ipsx/ipsx/orderbook"
-	"github.com/ipsx/ipsx/testnet"
+	"github.com/ipsx/ipsx/sdk"
 	"github.com/spf13/cobra"
 )
 
@@ -220,7 +220,7 @@ func composeSetUp(ctx context.Context, n *node.Node, fc *faucetClient, role, cou
 				return nil
 			}
 		}
-		o, err := n.CreateOffer(ctx, testnet.DefaultOffer(0, strings.ToUpper(country)))
+		o, err := n.CreateOffer(ctx, sdk.DevOffer(strings.ToUpper(country)))
 		if err != nil {
 			return fmt.Errorf("compose-node: offer: %w", err)
 		}
