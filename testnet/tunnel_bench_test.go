@@ -223,9 +223,10 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 //
 //	bench: tunnel tunnel_mbps=… ssh_mbps=… direct_mbps=… ratio_ssh=… ratio_direct=… ttfb_ratio_direct=… …
 //
-// MB/s and ms are medians; a path skipped or without a single success
-// is left out (its ratios too), and fails= counts the failed measures of
-// all paths.
+// MB/s and ms are medians, and so is each path's CPU figure
+// (tunnel_cpu_s_per_gib=…, paid_, ssh_, direct_; see cpuPerGiB); a path
+// skipped or without a single success is left out (its ratios too), and
+// fails= counts the failed measures of all paths.
 func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 	line := "bench: tunnel"
 	add := func(k string, v float64) { line += fmt.Sprintf(" %s=%s", k, strconv.FormatFloat(v, 'f', 3, 64)) }
