@@ -70,13 +70,16 @@ test: tools ## vet, then every test with the race detector, in random order
 	$(GO) test -race -shuffle=on -timeout 25m $(PKGS)
 
 .PHONY: bench
-bench: ## benchmarks: signature verification, propagation, deal set-up, matching, gas, tunnel, VPN vs wireguard-go (as root)
+bench: ## benchmarks: signature verification, propagation (30 and 100 nodes), deal set-up, matching, gas, tunnel (CPU per GiB, at 20/50/100 ms RTT, 200 flows), VPN vs wireguard-go (as root)
 	$(GO) test -run '^$$' -bench 'VerifyVsEcrecover' -benchtime 20000x ./orderbook/
 	$(GO) test -run '^$$' -bench 'Propagation30|DealSetup' -benchtime 1x ./testnet/
 	$(GO) test -run '^$$' -bench 'Match100k' -benchtime 3x ./matching/
 	$(GO) test -run '^$$' -bench 'Gas' -benchtime 1x ./chain/
 	$(GO) test -run '^$$' -bench 'TunnelThroughput' ./tunnel/
 	$(GO) test -run '^$$' -bench 'TunnelVsSSH' -benchtime 1x -timeout 20m ./testnet/
+	$(GO) test -run '^$$' -bench '^BenchmarkTunnelRTT$$' -benchtime 1x -timeout 10m ./testnet/
+	$(GO) test -run '^$$' -bench '^BenchmarkTunnel200Flows$$' -benchtime 1x -timeout 10m ./testnet/
+	$(GO) test -run '^$$' -bench '^BenchmarkPropagation100$$' -benchtime 1x -timeout 15m ./testnet/
 	$(GO) test -run '^$$' -bench '^BenchmarkVPN$$' -benchtime 1x -timeout 10m ./cmd/ipsx/
 	$(GO) test -run '^$$' -bench '^BenchmarkGossipFlood$$' -benchtime 1x -timeout 10m ./node/
 

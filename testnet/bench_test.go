@@ -3,8 +3,12 @@ package testnet_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,13 +23,26 @@ import (
 // a 30-node in-process mesh on one shard, and reports the median and the
 // 99th percentile over all (order, node) pairs, with the line
 //
-//	bench: propagation30 nodes=… orders=… p50_ms=… p99_ms=… max_ms=…
+//	bench: propagation30 nodes=… orders=… p50_ms=… p99_ms=… max_ms=… start_s=… rss_mib=…
 //
-// Run it with -benchtime=1x: one iteration is a whole experiment.
-func BenchmarkPropagation30(b *testing.B) {
-	const nodes, orders = 30, 100
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+// start_s is how long the testnet took to start and mesh, rss_mib this
+// process's peak resident memory (Linux; left out elsewhere). Run it with
+// -benchtime=1x: one iteration is a whole experiment.
+func BenchmarkPropagation30(b *testing.B) { benchPropagation(b, 30, 5*time.Minute) }
+
+// BenchmarkPropagation100 is BenchmarkPropagation30 on a 100-node mesh,
+// all in this process (a few minutes on 2 cores), with the line
+//
+//	bench: propagation100 nodes=… orders=… p50_ms=… p99_ms=… max_ms=… start_s=… rss_mib=…
+func BenchmarkPropagation100(b *testing.B) { benchPropagation(b, 100, 12*time.Minute) }
+
+// benchPropagation is BenchmarkPropagation30 with nodes nodes, all of it
+// within timeout.
+func benchPropagation(b *testing.B, nodes int, timeout time.Duration) {
+	const orders = 100
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	t0 := time.Now()
 	tn, err := testnet.Start(ctx, testnet.Config{Dir: b.TempDir(), Nodes: nodes, Countries: []string{"DE"}})
 	if err != nil {
 		b.Fatal(err)
@@ -34,6 +51,7 @@ func BenchmarkPropagation30(b *testing.B) {
 	if err := tn.AwaitMesh(ctx, 6); err != nil {
 		b.Fatal(err)
 	}
+	started := time.Since(t0)
 	var (
 		mu       sync.Mutex
 		arrivals = map[string][]time.Time{}
@@ -112,9 +130,16 @@ func BenchmarkPropagation30(b *testing.B) {
 		p99 := lat[len(lat)*99/100]
 		b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
 		b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-		b.Logf("30-node mesh: %d orders × %d receivers: p50 %s, p99 %s, max %s", orders, nodes-1, p50, p99, lat[len(lat)-1])
-		fmt.Printf("bench: propagation30 nodes=%d orders=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n",
-			nodes, orders, msOf(p50), msOf(p99), msOf(lat[len(lat)-1]))
+		line := fmt.Sprintf("bench: propagation%d nodes=%d orders=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f start_s=%.1f",
+			nodes, nodes, orders, msOf(p50), msOf(p99), msOf(lat[len(lat)-1]), started.Seconds())
+		rss := "unknown"
+		if kib, err := peakRSSKiB(); err == nil {
+			line += fmt.Sprintf(" rss_mib=%d", kib>>10)
+			rss = fmt.Sprintf("%d MiB", kib>>10)
+		}
+		b.Logf("%d-node mesh (started and meshed in %s, peak RSS %s): %d orders × %d receivers: p50 %s, p99 %s, max %s",
+			nodes, started.Round(100*time.Millisecond), rss, orders, nodes-1, p50, p99, lat[len(lat)-1])
+		fmt.Println(line)
 	}
 	b.StopTimer()
 	if err := tn.Close(); err != nil {
@@ -208,6 +233,21 @@ func BenchmarkDealSetup(b *testing.B) {
 		b.Logf("deal set-up (request placed to deal active), %d deals: p50 %s, p99 %s", deals, p50, p99)
 		fmt.Printf("bench: deal_setup deals=%d p50_ms=%.1f p99_ms=%.1f\n", deals, msOf(p50), msOf(p99))
 	}
+}
+
+// peakRSSKiB is this process's peak resident set size (VmHWM in
+// /proc/self/status), in KiB; an error where there is no /proc.
+func peakRSSKiB() (int64, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+		}
+	}
+	return 0, errors.New("no VmHWM in /proc/self/status")
 }
 
 // msOf is d in milliseconds, for bench lines.

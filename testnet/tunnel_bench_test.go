@@ -52,8 +52,14 @@ type tunnelPath struct {
 	// diagnose, if set, explains a failed transfer (the tunnel: whether
 	// the provider cut the deal).
 	diagnose func(ctx context.Context) string
+	// cpu, if set, is the CPU time used so far by what the path runs on
+	// (see BenchmarkTunnelVsSSH).
+	cpu func() (time.Duration, error)
+	// inProcess says cpu is this process's: the path's ends run here.
+	inProcess bool
 
 	mbps     []float64       // throughput of each run that succeeded, MB/s (10^6 bytes)
+	cpuGiB   []float64       // CPU seconds per GiB (2^30 bytes) of each run that succeeded
 	ttfb     []time.Duration // time to first byte of each new connection that succeeded
 	fails    int
 	firstErr error
@@ -81,6 +87,19 @@ type tunnelPath struct {
 // defaults (chacha20-poly1305 on 9.x), as a user's would. Both
 // offers have the protocol's maximum bandwidth so that the provider's
 // token bucket does not cap what is measured.
+//
+// Each download's CPU cost is measured too, in CPU seconds (user+system)
+// per GiB. The tunnel's requester and provider, the client and the byte
+// source all run in this process, so a tunnel figure is this process's
+// CPU time (getrusage RUSAGE_SELF) over the download, less what the
+// direct path costs per GiB (client, source and loopback TCP, also in
+// this process): what the two tunnel ends add. It includes what the
+// testnet's nodes and the dev chain do meanwhile in the background
+// (gossip, deal ticks), which the direct download, being shorter, bears
+// less of. The ssh figure is the CPU of the ssh client and sshd with its
+// per-connection processes (/proc/PID/stat of the process trees, 10 ms
+// resolution per process), which are only the two ssh ends: the client
+// and the source in this process are not in it.
 func BenchmarkTunnelVsSSH(b *testing.B) {
 	size := int64(tunnelBenchMiB) << 20
 	if s := os.Getenv(tunnelBenchMiBEnv); s != "" {
@@ -94,12 +113,9 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 	defer cancel()
 
 	target := startByteSource(b)
-	direct := &tunnelPath{name: "direct", dial: func(ctx context.Context, target string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "tcp", target)
-	}}
+	direct := directPath()
 	tunnel, paid := startTunnelPaths(ctx, b)
-	ssh := startSSHPath(ctx, b)
+	ssh := startSSHPath(ctx, b, nil)
 	paths := []*tunnelPath{direct, tunnel, paid, ssh}
 
 	for b.Loop() {
@@ -112,12 +128,19 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 				if p.skipped != "" {
 					continue
 				}
-				mbps, err := measureThroughput(ctx, p, target, size, buf)
+				var mbps float64
+				cpu, err := p.cpuOver(func() (err error) {
+					mbps, err = measureThroughput(ctx, p, target, size, buf)
+					return err
+				})
 				if err != nil {
 					p.fail(ctx, fmt.Errorf("%d MiB download: %w", size>>20, err))
 					continue
 				}
 				p.mbps = append(p.mbps, mbps)
+				if cpu >= 0 {
+					p.cpuGiB = append(p.cpuGiB, cpu.Seconds()/(float64(size)/(1<<30)))
+				}
 			}
 		}
 		for range ttfbConns {
@@ -139,7 +162,7 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 	var tab strings.Builder
 	fmt.Fprintf(&tab, "one connection: %d MiB download, median of %d runs; time to first byte of a new connection (dial, SOCKS5, 1-byte request/response), median of %d:\n",
 		size>>20, throughputRuns, ttfbConns)
-	fmt.Fprintf(&tab, "  %-12s %9s %9s %9s   %-16s %s\n", "path", "MB/s", "x direct", "TTFB ms", "runs MB/s", "failed")
+	fmt.Fprintf(&tab, "  %-12s %9s %9s %9s %10s   %-16s %s\n", "path", "MB/s", "x direct", "TTFB ms", "CPU s/GiB", "runs MB/s", "failed")
 	directMBps := median(direct.mbps)
 	for _, p := range paths {
 		if p.skipped != "" {
@@ -156,7 +179,11 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 			failed = fmt.Sprintf("%d of %d downloads, %d of %d connections",
 				throughputRuns-len(p.mbps), throughputRuns, ttfbConns-len(p.ttfb), ttfbConns)
 		}
-		fmt.Fprintf(&tab, "  %-12s %9.1f %9.3f %9.3f   %-16s %s\n", p.name, m, m/directMBps, ms(t), strings.Join(runs, " "), failed)
+		cpu := "-"
+		if c, ok := cpuPerGiB(p, direct); ok {
+			cpu = fmt.Sprintf("%.3f", c)
+		}
+		fmt.Fprintf(&tab, "  %-12s %9.1f %9.3f %9.3f %10s   %-16s %s\n", p.name, m, m/directMBps, ms(t), cpu, strings.Join(runs, " "), failed)
 		if p.fails > 0 {
 			b.Errorf("%s: %d failures; the first: %v", p.name, p.fails, p.firstErr)
 			continue
@@ -176,6 +203,7 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 		}
 		fmt.Fprintln(&tab)
 	}
+	fmt.Fprintln(&tab, "  CPU s/GiB, median: tunnels: this process less the direct path's cost (what the two tunnel ends add); ssh -D: the ssh and sshd processes; direct: this process (client, source, loopback)")
 	for _, p := range paths {
 		if p.firstErr != nil {
 			fmt.Fprintf(&tab, "  %s first failure: %v\n", p.name, p.firstErr)
@@ -187,7 +215,7 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 	for _, p := range []*tunnelPath{tunnel, paid} {
 		fmt.Fprintf(&tab, "  %s at the end: %s\n", p.name, p.diagnose(ctx))
 	}
-	b.Log("\n" + tab.String())
+	logTable(b, tab.String())
 	fmt.Println(tunnelBenchLine(direct, tunnel, paid, ssh))
 }
 
@@ -195,9 +223,10 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 //
 //	bench: tunnel tunnel_mbps=… ssh_mbps=… direct_mbps=… ratio_ssh=… ratio_direct=… ttfb_ratio_direct=… …
 //
-// MB/s and ms are medians; a path skipped or without a single success
-// is left out (its ratios too), and fails= counts the failed measures of
-// all paths.
+// MB/s and ms are medians, and so is each path's CPU figure
+// (tunnel_cpu_s_per_gib=…, paid_, ssh_, direct_; see cpuPerGiB); a path
+// skipped or without a single success is left out (its ratios too), and
+// fails= counts the failed measures of all paths.
 func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 	line := "bench: tunnel"
 	add := func(k string, v float64) { line += fmt.Sprintf(" %s=%s", k, strconv.FormatFloat(v, 'f', 3, 64)) }
@@ -211,6 +240,9 @@ func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 		key := map[*tunnelPath]string{tunnel: "tunnel", paid: "paid", ssh: "ssh", direct: "direct"}[p]
 		add(key+"_mbps", median(p.mbps))
 		add(key+"_ttfb_ms", ms(median(p.ttfb)))
+		if c, ok := cpuPerGiB(p, direct); ok {
+			add(key+"_cpu_s_per_gib", c)
+		}
 	}
 	if ok(tunnel) && ok(ssh) {
 		add("ratio_ssh", median(tunnel.mbps)/median(ssh.mbps))
@@ -224,6 +256,47 @@ func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 		add("ratio_paid", median(paid.mbps)/median(tunnel.mbps))
 	}
 	return line + fmt.Sprintf(" fails=%d", fails)
+}
+
+// cpuPerGiB is the median CPU seconds per GiB of p's downloads; for a
+// path in this process other than direct itself, less direct's (see
+// BenchmarkTunnelVsSSH). False if either has no figure.
+func cpuPerGiB(p, direct *tunnelPath) (float64, bool) {
+	if len(p.cpuGiB) == 0 {
+		return 0, false
+	}
+	c := median(p.cpuGiB)
+	if p.inProcess && p != direct {
+		if len(direct.cpuGiB) == 0 {
+			return 0, false
+		}
+		c -= median(direct.cpuGiB)
+	}
+	return c, true
+}
+
+// cpuOver runs f and returns its error and the CPU time p.cpu counts
+// meanwhile, or -1 if p has no cpu or it failed.
+func (p *tunnelPath) cpuOver(f func() error) (time.Duration, error) {
+	if p.cpu == nil {
+		return -1, f()
+	}
+	c0, err0 := p.cpu()
+	err := f()
+	c1, err1 := p.cpu()
+	if err0 != nil || err1 != nil {
+		return -1, err
+	}
+	return c1 - c0, err
+}
+
+// directPath dials the target over loopback TCP.
+func directPath() *tunnelPath {
+	return &tunnelPath{name: "direct", inProcess: true, cpu: selfCPU,
+		dial: func(ctx context.Context, target string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", target)
+		}}
 }
 
 // fail counts a failed measure of p and keeps the first error, with the
@@ -506,7 +579,7 @@ func startTunnelPaths(ctx context.Context, b *testing.B) (transport, paid *tunne
 			b.Fatal(err)
 		}
 		return &tunnelPath{
-			name: name,
+			name: name, cpu: selfCPU, inProcess: true,
 			dial: socksDialer(socks, "country-"+prov.Country, req.ProxyPassword()),
 			diagnose: func(ctx context.Context) string {
 				return describeDeal(ctx, prov.Node, dealID)
@@ -537,8 +610,10 @@ func describeDeal(ctx context.Context, prov *node.Node, id common.Hash) string {
 
 // startSSHPath runs a private sshd on 127.0.0.1 and `ssh -D` to it, and
 // returns the path through ssh's SOCKS5 port, or a skipped path saying
-// why OpenSSH could not run.
-func startSSHPath(ctx context.Context, b *testing.B) *tunnelPath {
+// why OpenSSH could not run. If via is set, ssh connects to via(sshd's
+// address) instead (a delay link in front of sshd). The path's cpu is
+// that of the ssh client and sshd, their children included.
+func startSSHPath(ctx context.Context, b *testing.B, via func(sshdAddr string) string) *tunnelPath {
 	p := &tunnelPath{name: "ssh -D"}
 	sshBin, sshdBin, err := openSSH(ctx)
 	if err != nil {
@@ -589,15 +664,24 @@ LogLevel ERROR
 		b.Fatal(err)
 	}
 	sshdAddr := fmt.Sprintf("127.0.0.1:%d", sshdPort)
-	startProcess(ctx, b, "sshd", sshdAddr, sshdBin, "-f", cfgPath, "-D", "-e")
+	sshdPid := startProcess(ctx, b, "sshd", sshdAddr, sshdBin, "-f", cfgPath, "-D", "-e")
+	dest := sshdAddr
+	if via != nil {
+		dest = via(sshdAddr)
+	}
+	destHost, destPort, err := net.SplitHostPort(dest)
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	socksPort := freePort(b)
 	socksAddr := fmt.Sprintf("127.0.0.1:%d", socksPort)
-	startProcess(ctx, b, "ssh -D", socksAddr, sshBin, "-F", "/dev/null", "-N", "-D", socksAddr,
+	sshPid := startProcess(ctx, b, "ssh -D", socksAddr, sshBin, "-F", "/dev/null", "-N", "-D", socksAddr,
 		"-o", "BatchMode=yes", "-o", "ExitOnForwardFailure=yes", "-o", "IdentitiesOnly=yes",
 		"-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "GlobalKnownHostsFile=/dev/null",
-		"-o", "LogLevel=ERROR", "-i", filepath.Join(dir, "client_key"), "-p", strconv.Itoa(sshdPort), u.Username+"@127.0.0.1")
+		"-o", "LogLevel=ERROR", "-i", filepath.Join(dir, "client_key"), "-p", destPort, u.Username+"@"+destHost)
 	p.dial = socksDialer(socksAddr, "", "")
+	p.cpu = func() (time.Duration, error) { return treeCPU(sshdPid, sshPid) }
 	return p
 }
 
@@ -666,9 +750,10 @@ func freePort(b *testing.B) int {
 }
 
 // startProcess runs a program in its own process group, killed with this
-// process if it dies, waits until it accepts on addr, and stops the whole
-// group (sshd forks a process per connection) at cleanup.
-func startProcess(ctx context.Context, b *testing.B, name, addr, bin string, args ...string) {
+// process if it dies, waits until it accepts on addr, stops the whole
+// group (sshd forks a process per connection) at cleanup, and returns its
+// pid.
+func startProcess(ctx context.Context, b *testing.B, name, addr, bin string, args ...string) int {
 	var stderr bytes.Buffer
 	var mu sync.Mutex
 	cmd := exec.Command(bin, args...)
@@ -713,6 +798,7 @@ func startProcess(ctx context.Context, b *testing.B, name, addr, bin string, arg
 	if err != nil {
 		b.Fatalf("%s: %v", name, err)
 	}
+	return pgid
 }
 
 type lockedWriter struct {
@@ -724,6 +810,21 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// logTable shows a benchmark's table. The testing package keeps only the
+// first 10 lines of what a benchmark logs, so a longer table goes to
+// stdout instead, indented as b.Log would, just before the bench: line.
+func logTable(b *testing.B, tab string) {
+	if strings.Count(tab, "\n") < 9 {
+		b.Log("\n" + tab)
+		return
+	}
+	fmt.Printf("--- TABLE: %s\n", b.Name())
+	for _, l := range strings.SplitAfter(strings.TrimSuffix(tab, "\n"), "\n") {
+		fmt.Print("    " + l)
+	}
+	fmt.Println()
 }
 
 func median[T float64 | time.Duration](xs []T) T {
