@@ -1,3 +1,7 @@
+// The units, the dev chain's id and rules and its well-known keys: here
+// rather than in devchain.go, which a build with -tags nodevchain leaves
+// out, because the node and the escrow check use them too.
+
 package chain
 
 import (

@@ -29,6 +29,13 @@ import (
 // It has no authentication: it is for dev chains only, whose keys are
 // public anyway.
 
+// FaucetConfig is what the faucet gives each address that asks.
+type FaucetConfig struct {
+	// ETH (wei) and Tokens (base units) per address; an address that
+	// holds at least half of ETH already is not funded again.
+	ETH, Tokens *big.Int
+}
+
 const (
 	maxFaucetBody     = 8 << 10
 	maxBootstrapPeers = 64

@@ -1,21 +1,10 @@
 package chain
 
-import (
-	"math/big"
+import "github.com/ethereum/go-ethereum/common"
 
-	"github.com/ethereum/go-ethereum/common"
-)
-
-// The faucet's configuration and answers (faucet.go), here because a
-// node's client of the faucet (ipsx compose-node) needs them in a build
-// without the dev chain too (-tags nodevchain).
-
-// FaucetConfig is what the faucet gives each address that asks.
-type FaucetConfig struct {
-	// ETH (wei) and Tokens (base units) per address; an address that
-	// holds at least half of ETH already is not funded again.
-	ETH, Tokens *big.Int
-}
+// The faucet's answers (faucet.go), here because a node's client of the
+// faucet (ipsx compose-node) needs them in a build without the dev chain
+// too (-tags nodevchain).
 
 // FaucetNetwork is the answer of GET /faucet/network.
 type FaucetNetwork struct {

@@ -26,12 +26,9 @@ func devCommands(a *app) []*cobra.Command {
 			DisableFlagParsing: true,
 			RunE: func(cmd *cobra.Command, args []string) error {
 				return fmt.Errorf("ipsx %s: this ipsx was built without the dev chain (-tags nodevchain, the node image); "+
-					"use a full build (make build) or the dev chain image (make image builds %s)", c.use, devchainImageHint)
+					"use a full build (make build) or the dev chain image (make image builds ipsx-devchain:dev)", c.use)
 			},
 		})
 	}
 	return cmds
 }
-
-// devchainImageHint names the image with the full binary.
-const devchainImageHint = "ipsx-devchain:dev"
