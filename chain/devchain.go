@@ -114,6 +114,9 @@ type DevChain struct {
 
 	sealMu sync.Mutex // serialises block production
 	paused atomic.Bool
+	// sealing, if set, runs as an automatic seal starts, under sealMu (a
+	// test's hook).
+	sealing func()
 
 	stop      chan struct{}
 	loopDone  chan struct{}
@@ -298,21 +301,28 @@ func (dc *DevChain) sealLoop(txs <-chan core.NewTxsEvent, unsubscribe func()) {
 			}
 		case <-seal.C:
 			pending = false
-			if !dc.paused.Load() {
-				dc.sealPending()
-			}
+			dc.sealPending()
 		case now := <-tick.C:
+			dc.sealMu.Lock()
 			if !dc.paused.Load() && uint64(now.Unix()) > dc.backend.BlockChain().CurrentBlock().Time {
-				dc.Commit()
+				dc.beacon.Commit()
 			}
+			dc.sealMu.Unlock()
 		}
 	}
 }
 
-// sealPending commits until no executable transaction is left.
+// sealPending commits until no executable transaction is left, unless
+// sealing is paused. It checks under sealMu, which PauseSealing takes.
 func (dc *DevChain) sealPending() {
 	dc.sealMu.Lock()
 	defer dc.sealMu.Unlock()
+	if dc.sealing != nil {
+		dc.sealing()
+	}
+	if dc.paused.Load() {
+		return
+	}
 	for i := 0; i < 16; i++ {
 		dc.beacon.Commit()
 		if err := dc.backend.TxPool().Sync(); err != nil {
@@ -405,7 +415,14 @@ func (dc *DevChain) Fork(parent common.Hash) error {
 // PauseSealing stops the chain from sealing blocks by itself, so that
 // transactions wait in the pool as they do on a congested chain, until
 // ResumeSealing. Commit and AdjustTime still seal.
-func (dc *DevChain) PauseSealing() { dc.paused.Store(true) }
+//
+// It waits for a seal under way: once it returns, no block takes a
+// transaction sent afterwards.
+func (dc *DevChain) PauseSealing() {
+	dc.sealMu.Lock()
+	defer dc.sealMu.Unlock()
+	dc.paused.Store(true)
+}
 
 // ResumeSealing undoes PauseSealing and seals what is pending.
 func (dc *DevChain) ResumeSealing() {
