@@ -20,6 +20,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	drouting "github.com/libp2p/go-libp2p/p2p/discovery/routing"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 )
 
 // DHTPrefix keeps the IPSX DHT apart from the IPFS one.
@@ -207,6 +208,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionGater(n.guard),
 		libp2p.PrometheusRegisterer(n.reg),
+		libp2p.SwarmOpts(swarm.WithDialRanker(tcpFirstRanker)),
 	}, n.reachOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("node: libp2p host: %w", err)
