@@ -33,9 +33,6 @@ func tcpFirstRanker(addrs []ma.Multiaddr) []network.AddrDelay {
 	for _, d := range res {
 		last = max(last, d.Delay)
 	}
-	if len(rest) == 0 {
-		return res
-	}
 	for _, d := range swarm.DefaultDialRanker(rest) {
 		d.Delay += last + quicAfterTCP
 		res = append(res, d)
