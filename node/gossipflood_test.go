@@ -23,14 +23,15 @@ import (
 	"github.com/ipsx/ipsx/testnet"
 	"github.com/libp2p/go-libp2p"
 	pubsub "github.com/libp2p/go-libp2p-pubsub"
+	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 )
 
-// floodConfig sizes the flood test: a short variant for CI (which runs it
-// under -race beside every other package's tests on 2 cores) and a long
-// one behind IPSX_GOSSIP_FLOOD=long.
+// floodConfig sizes the flood test: a short variant for CI and a long one
+// behind IPSX_GOSSIP_FLOOD=long.
 type floodConfig struct {
 	nodes   int           // testnet nodes, all in DE
 	targets int           // nodes the attackers connect to
@@ -42,12 +43,16 @@ type floodConfig struct {
 
 func floodConfigFor() floodConfig {
 	if os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
-		return floodConfig{nodes: 9, targets: 3, rounds: 5, round: 10 * time.Second, honest: 10, rate: 400}
+		return floodConfig{nodes: 9, targets: 3, rounds: 5, round: 10 * time.Second, honest: 20, rate: 400}
 	}
 	if os.Getenv("IPSX_GOSSIP_FLOOD") == "quick" {
 		return floodConfig{nodes: 4, targets: 2, rounds: 1, round: 2 * time.Second, honest: 10, rate: 100}
 	}
-	return floodConfig{nodes: 5, targets: 3, rounds: 3, round: 4 * time.Second, honest: 10, rate: 150}
+	cfg := floodConfig{nodes: 5, targets: 3, rounds: 4, round: 5 * time.Second, honest: 50, rate: 150}
+	if raceEnabled {
+		cfg.honest = 10 // under -race, 50 a second saturate the 2 cores of CI
+	}
+	return cfg
 }
 
 // funded is the balance view of the flood test: the testnet's members
@@ -75,6 +80,7 @@ type attacker struct {
 
 type floodResult struct {
 	baseline, attack       []time.Duration // p99 of each round
+	baseLat, attackLat     []time.Duration // every honest offer's propagation time
 	baseCores, attackCores float64         // process CPU during the rounds, in cores
 	lost                   int
 	notes                  []string // failures found
@@ -86,28 +92,31 @@ type floodResult struct {
 // requests from unfunded fresh keys, forged signatures from one identity
 // and from rotating ones, and garbage. Baseline and attack rounds
 // interleave; in a baseline round the same attackers run the same loops
-// against a sink peer outside the testnet, so the attackers' own CPU load
-// is the same in both. The median over rounds of the honest propagation
-// p99 (from the origin storing an offer to the last node storing it) under
-// attack is at most twice the baseline's; no honest offer is lost; no spam
+// against as many sink peers outside the testnet, reached over the same
+// transports as the nodes, so that the attackers' own CPU load is the same
+// in both. The p99 of the honest propagation times (from the origin storing
+// an offer to the last node storing it) of all attack rounds is at most
+// twice that of all baseline rounds; no honest offer is lost; no spam
 // reaches a book; every attacker is throttled or banned by every node it
-// attacked within a bounded number of its messages. (The ratio is asserted
-// with IPSX_GOSSIP_FLOOD=long; see below.)
+// attacked within a bounded number of its messages. The ratio is asserted
+// in the long variant without -race only (see below).
 func TestGossipFlood(t *testing.T) {
 	cfg := floodConfigFor()
 	res := runFlood(t, cfg)
 	for _, n := range res.notes {
 		t.Error(n)
 	}
-	base, att := median(res.baseline), median(res.attack)
+	base, att := p99(res.baseLat), p99(res.attackLat)
 	ratio := float64(att) / float64(base)
-	t.Logf("honest p99 per round: baseline %v, attack %v; medians %v and %v: ratio %.2f; CPU %.2f and %.2f cores",
-		res.baseline, res.attack, base, att, ratio, res.baseCores, res.attackCores)
-	// The p99 ratio is asserted in the long variant only: under -race on
-	// a shared 2-core CI machine the short variant's rounds measured from
-	// 1.2× to 3.7× (a baseline round alone varied from 16 to 348 ms), so
-	// it only logs it. Everything else above holds in both.
-	if ratio > 2 && os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
+	t.Logf("honest p99 per round: baseline %v, attack %v; over all rounds %v and %v (%d and %d offers): ratio %.2f; CPU %.2f and %.2f cores",
+		res.baseline, res.attack, base, att, len(res.baseLat), len(res.attackLat), ratio, res.baseCores, res.attackCores)
+	// Under -race on a shared 2-core machine the ratio measured from 1.2×
+	// to 3.7× (a baseline round alone varied from 16 to 348 ms): the
+	// detector's cost, not the attack's. Without it, the short variant's
+	// p99 is a few ms and swings from 0.3× to 2.2× between runs (GC and
+	// scheduling stalls of the one process all nodes share), so it only
+	// logs the ratio. Everything else holds in both.
+	if ratio > 2 && !raceEnabled && os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
 		t.Errorf("honest p99 under attack %v is %.2f× the baseline %v (want at most 2×)", att, ratio, base)
 	}
 	if res.lost > 0 {
@@ -128,21 +137,12 @@ func BenchmarkGossipFlood(b *testing.B) {
 	for _, n := range res.notes {
 		b.Error(n)
 	}
-	base, att := median(res.baseline), median(res.attack)
+	base, att := p99(res.baseLat), p99(res.attackLat)
 	fmt.Printf("bench: gossip-flood baseline_p99_ms=%.1f attack_p99_ms=%.1f ratio=%.2f cpu_cores=%.2f baseline_cpu_cores=%.2f lost=%d\n",
 		ms(base), ms(att), float64(att)/float64(base), res.attackCores, res.baseCores, res.lost)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func median(ds []time.Duration) time.Duration {
-	s := slices.Clone(ds)
-	slices.Sort(s)
-	if len(s) == 0 {
-		return 0
-	}
-	return s[len(s)/2]
-}
 
 func p99(ds []time.Duration) time.Duration {
 	s := slices.Clone(ds)
@@ -236,18 +236,20 @@ func runFlood(tb testing.TB, cfg floodConfig) floodResult {
 	seq := 0
 	for r := 0; r < 2*cfg.rounds; r++ {
 		attack := r%2 == 1
-		sink := rawHost(tb, ctx, false)
+		var sinks []*attacker
 		var targets []peer.AddrInfo
-		if attack {
-			for _, m := range tn.Members[1 : 1+cfg.targets] {
+		for _, m := range tn.Members[1 : 1+cfg.targets] {
+			if attack {
 				targets = append(targets, m.Node.AddrInfo())
+				continue
 			}
-		} else {
-			targets = []peer.AddrInfo{{ID: sink.h.ID(), Addrs: sink.h.Addrs()}}
+			s := rawHost(tb, ctx, m.Node.AddrInfo().Addrs, lim.Grace)
+			sinks = append(sinks, s)
+			targets = append(targets, peer.AddrInfo{ID: s.h.ID(), Addrs: s.h.Addrs()})
 		}
 		var atts []*attacker
 		for _, kind := range attackKinds {
-			a := rawHost(tb, ctx, true)
+			a := rawHost(tb, ctx, nil, 0)
 			a.kind = kind
 			for _, ai := range targets {
 				if err := a.h.Connect(ctx, ai); err != nil {
@@ -329,6 +331,7 @@ func runFlood(tb testing.TB, cfg floodConfig) floodResult {
 		}
 		mu.Unlock()
 		if attack {
+			res.attackLat = append(res.attackLat, lat...)
 			res.attack = append(res.attack, p99(lat))
 			res.attackCores += cores / float64(cfg.rounds)
 			notes := checkAttackers(tn, atts, cfg)
@@ -337,13 +340,16 @@ func runFlood(tb testing.TB, cfg floodConfig) floodResult {
 			}
 			res.notes = append(res.notes, notes...)
 		} else {
+			res.baseLat = append(res.baseLat, lat...)
 			res.baseline = append(res.baseline, p99(lat))
 			res.baseCores += cores / float64(cfg.rounds)
 		}
 		for _, a := range atts {
 			a.close()
 		}
-		sink.close()
+		for _, s := range sinks {
+			s.close()
+		}
 	}
 	// No spam in any book: each holds exactly the honest offers.
 	for _, m := range tn.Members {
@@ -392,9 +398,25 @@ func ctxTimeout(ctx context.Context, d time.Duration) context.Context {
 
 // rawHost is a go-libp2p-pubsub peer on the DE topic with the documented
 // settings. An attacker forwards nothing it receives (its validator
-// ignores everything), as does a sink.
-func rawHost(tb testing.TB, ctx context.Context, isAttacker bool) *attacker {
-	h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"))
+// ignores everything), as does a sink. A sink stands in for a node of the
+// testnet, so that the attackers' own work is the same in a baseline round
+// as in an attack round: it listens on the transports of like, that
+// node's addresses (on 127.0.0.1, ports of its own), and it drops and
+// refuses each peer banAfter its first message, about when the node would
+// ban it (the node throttles within tens of messages and bans after its
+// grace period). An attacker listens on TCP and bans nobody (banAfter 0).
+func rawHost(tb testing.TB, ctx context.Context, like []ma.Multiaddr, banAfter time.Duration) *attacker {
+	listen := []string{"/ip4/127.0.0.1/tcp/0"}
+	if like != nil {
+		listen = nil
+		for _, a := range like {
+			if s, err := anyPort(a); err == nil {
+				listen = append(listen, s)
+			}
+		}
+	}
+	gate := &sinkGate{first: map[peer.ID]bool{}, banned: map[peer.ID]bool{}}
+	h, err := libp2p.New(libp2p.ListenAddrStrings(listen...), libp2p.ConnectionGater(gate))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -410,6 +432,12 @@ func rawHost(tb testing.TB, ctx context.Context, isAttacker bool) *attacker {
 		if from == h.ID() {
 			return pubsub.ValidationAccept // its own publishes
 		}
+		if banAfter > 0 && gate.seen(from) {
+			time.AfterFunc(banAfter, func() {
+				gate.ban(from)
+				_ = h.Network().ClosePeer(from)
+			})
+		}
 		return pubsub.ValidationIgnore
 	}); err != nil {
 		tb.Fatal(err)
@@ -423,6 +451,43 @@ func rawHost(tb testing.TB, ctx context.Context, isAttacker bool) *attacker {
 		tb.Fatal(err)
 	}
 	return &attacker{h: h, ps: ps, topic: topic, sub: sub}
+}
+
+// sinkGate refuses the peers a sink banned.
+type sinkGate struct {
+	mu            sync.Mutex
+	first, banned map[peer.ID]bool
+}
+
+// seen reports whether this is the first message of p.
+func (g *sinkGate) seen(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.first[p] {
+		return false
+	}
+	g.first[p] = true
+	return true
+}
+
+func (g *sinkGate) ban(p peer.ID) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.banned[p] = true
+}
+
+func (g *sinkGate) ok(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return !g.banned[p]
+}
+
+func (g *sinkGate) InterceptPeerDial(p peer.ID) bool                                { return g.ok(p) }
+func (g *sinkGate) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool                { return g.ok(p) }
+func (g *sinkGate) InterceptAccept(network.ConnMultiaddrs) bool                     { return true }
+func (g *sinkGate) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+func (g *sinkGate) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return g.ok(p)
 }
 
 func (a *attacker) close() {
@@ -514,6 +579,32 @@ func (a *attacker) flood(ctx context.Context, rate int, d orderbook.Domain, unfu
 			a.sent++
 		}
 	}
+}
+
+// anyPort is a listen address on 127.0.0.1 with the transport stack of a
+// (tcp or udp/quic-v1, ...) and port 0.
+func anyPort(a ma.Multiaddr) (string, error) {
+	var out ma.Multiaddr
+	for _, c := range a {
+		switch c.Protocol().Code {
+		case ma.P_IP4, ma.P_IP6:
+			c2, err := ma.NewComponent("ip4", "127.0.0.1")
+			if err != nil {
+				return "", err
+			}
+			out = append(out, *c2)
+		case ma.P_TCP, ma.P_UDP:
+			c2, err := ma.NewComponent(c.Protocol().Name, "0")
+			if err != nil {
+				return "", err
+			}
+			out = append(out, *c2)
+		case ma.P_P2P:
+		default:
+			out = append(out, c)
+		}
+	}
+	return out.String(), nil
 }
 
 func randomBytes(n int) []byte {
