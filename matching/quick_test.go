@@ -184,7 +184,7 @@ func checkCandidates(t *testing.T, b book, at time.Time, p Params) {
 			if f.IPs != min(r.IPs, f.Offer.IPs) || f.Request != r {
 				t.Fatalf("candidate %d: %+v", i, f)
 			}
-			if i > 0 && compareOffers(entry{o: got[i-1].Offer, id: got[i-1].OfferID}, entry{o: f.Offer, id: f.OfferID}) >= 0 {
+			if i > 0 && compareOffers(got[i-1].Offer, f.Offer, got[i-1].OfferID, f.OfferID) >= 0 {
 				t.Fatalf("candidates %d and %d out of order", i-1, i)
 			}
 		}
