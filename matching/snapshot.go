@@ -164,7 +164,7 @@ func NewSnapshot(orders []*orderbook.Order) *Snapshot {
 		}
 	}
 	s.ids = make([]lazyID, len(all))
-	drop := s.dropSuperseded(all)
+	drop, tmp := s.dropSuperseded(all, nil)
 
 	// The requests, and the offers by country: a shard is sorted on its
 	// own, so an offer's country never enters its sort key.
@@ -182,7 +182,6 @@ func NewSnapshot(orders []*orderbook.Order) *Snapshot {
 			offers[e.country] = append(offers[e.country], sortKey{k: [3]uint64{e.hour[3], e.gb[3], e.created}, i: int32(i)})
 		}
 	}
-	var tmp []sortKey
 	reqs, tmp = s.sortEntries(all, reqs, tmp, s.requestOrder)
 	s.requests = sorted(all, reqs)
 	s.size = len(reqs)
@@ -258,52 +257,52 @@ func (s *Snapshot) number(str string, intern bool) uint32 {
 
 // dropSuperseded marks all but the best of each series, by (version, lower
 // id); of repeated ids the first index stays, so exactly one copy survives.
-// Only series seen more than once need ids. The series are found in an
-// open-addressing table of indexes tagged with their hashes, a fraction of
-// what a map keyed by (maker, nonce) cost; the hash is seeded per call, so
-// that no choice of nonces makes the probes long, and nothing depends on
-// its values.
-func (s *Snapshot) dropSuperseded(all []entry) []bool {
+// Only series seen more than once need ids. The orders are grouped by a
+// hash of their series, sorted by radix: a map keyed by (maker, nonce), or
+// a table probed at random, cost several times as much, all of it in
+// cache misses. The hash is seeded per call, so that no choice of nonces
+// makes the groups large, and nothing depends on its values: orders with
+// equal hashes are compared by series, in their index order.
+func (s *Snapshot) dropSuperseded(all []entry, tmp []sortKey) ([]bool, []sortKey) {
 	drop := make([]bool, len(all))
-	size := 1
-	for size < 2*len(all) {
-		size <<= 1
-	}
-	type slot struct {
-		tag uint32
-		i   int32 // index + 1; 0 for an empty slot
-	}
-	table := make([]slot, size)
+	keys := make([]sortKey, len(all))
 	seed := maphash.MakeSeed()
 	var key [28]byte
 	for i := range all {
-		e := &all[i]
-		o := s.orders[e.oi]
-		copy(key[:20], e.maker[:])
-		binary.LittleEndian.PutUint64(key[20:], o.Nonce)
-		h := maphash.Bytes(seed, key[:])
-		tag := uint32(h >> 32)
-		for p := h & uint64(size-1); ; p = (p + 1) & uint64(size-1) {
-			sl := &table[p]
-			if sl.i == 0 {
-				*sl = slot{tag, int32(i) + 1}
+		copy(key[:20], all[i].maker[:])
+		binary.LittleEndian.PutUint64(key[20:], s.orders[all[i].oi].Nonce)
+		keys[i] = sortKey{k: [3]uint64{2: maphash.Bytes(seed, key[:]) >> 32}, i: int32(i)}
+	}
+	if cap(tmp) < len(keys) {
+		tmp = make([]sortKey, len(keys))
+	}
+	keys, tmp = radixSort(keys, tmp[:len(keys)]) // stable: index order within a hash
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi].k == keys[lo].k {
+			hi++
+		}
+		for x := lo + 1; x < hi; x++ {
+			i := int(keys[x].i)
+			e, o := &all[i], s.orders[all[i].oi]
+			for y := lo; y < x; y++ {
+				j := int(keys[y].i)
+				b := &all[j]
+				if drop[j] || b.maker != e.maker || s.orders[b.oi].Nonce != o.Nonce {
+					continue
+				}
+				// j is the best of the series so far.
+				if o != s.orders[b.oi] && s.newer(e, b) {
+					drop[j] = true
+				} else {
+					drop[i] = true
+				}
 				break
 			}
-			j := int(sl.i - 1)
-			b := &all[j]
-			if sl.tag != tag || b.maker != e.maker || s.orders[b.oi].Nonce != o.Nonce {
-				continue
-			}
-			if o != s.orders[b.oi] && s.newer(e, b) {
-				sl.i = int32(i) + 1
-				drop[j] = true
-			} else {
-				drop[i] = true
-			}
-			break
 		}
+		lo = hi
 	}
-	return drop
+	return drop, keys
 }
 
 // sortKey is an order's priority as three words compared in turn (prices
