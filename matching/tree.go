@@ -192,11 +192,20 @@ func (t *tree) set(k int, v uint32) {
 	b := k >> blockBits
 	n := t.blocks + b
 	if v == 0 {
+		// Once a node's bounds come out as they were, so do its
+		// ancestors': without one offer, a large subtree's bounds are
+		// mostly those of others.
 		t.leaves[k] = identity
-		t.joinBlock(b)
+		old := t.agg[n]
+		if t.joinBlock(b); t.agg[n] == old {
+			return
+		}
 		for n > 1 {
 			n >>= 1
-			t.agg[n].join(&t.agg[2*n], &t.agg[2*n+1])
+			old = t.agg[n]
+			if t.agg[n].join(&t.agg[2*n], &t.agg[2*n+1]); t.agg[n] == old {
+				return
+			}
 		}
 		return
 	}
