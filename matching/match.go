@@ -162,14 +162,14 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 		return nil, err
 	}
 	cut := p.cutoff(now)
-	ledgers := make([]*ledger, s.nshards)
+	ledgers := make([]*ledger, len(s.byNumber))
 	var hits []hit
 	for i := range s.requests {
 		r, q := &s.requests[i], &s.queries[i]
-		if r.expires <= cut || q.sh == nil {
+		if r.expires <= cut || q.sh == 0 {
 			continue
 		}
-		sh := q.sh
+		sh := s.byNumber[q.sh-1]
 		b := ledgers[sh.n]
 		if b == nil {
 			b = newLedger(sh, cut)
@@ -255,13 +255,14 @@ func Candidates(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]F
 	var r entry
 	s.fillEntry(&r, req, -1, false)
 	q := s.query(&r)
-	if q.sh == nil {
+	if q.sh == 0 {
 		return nil, nil
 	}
+	sh := s.byNumber[q.sh-1]
 	var hits []hit
-	for _, j := range q.sh.lists[q.list][:q.end] {
-		o := &q.sh.offers[j]
-		if o.expires <= cut || !q.admitsAll(o, &q.sh.meta[j]) {
+	for _, j := range sh.lists[q.list][:q.end] {
+		o := &sh.offers[j]
+		if o.expires <= cut || !q.admitsAll(o, &sh.meta[j]) {
 			continue
 		}
 		hits = append(hits, hit{nil, o, min(req.IPs, o.ips)})
@@ -275,7 +276,7 @@ func Candidates(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]F
 // query is a request as the offer search sees it: its shard and list,
 // and its filters in the tree's terms.
 type query struct {
-	sh   *shard // nil when no offer can suit the request
+	sh   int32 // the shard's number plus 1; 0 when no offer can suit the request
 	list int32
 	end  int // offers of the list at or after end are dearer per IP-hour than the request allows
 
@@ -301,7 +302,7 @@ func (s *Snapshot) query(r *entry) query {
 	l, first := sh.lists[list], sh.hourStart[bound(sh.hourPrice, &r.hour)]
 	end, _ := slices.BinarySearch(l, first)
 	q := query{
-		sh:      sh,
+		sh:      int32(sh.n + 1),
 		list:    list,
 		end:     end,
 		maker:   r.maker,

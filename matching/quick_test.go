@@ -8,6 +8,8 @@ import (
 	"testing/quick"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/ipsx/ipsx/orderbook"
 )
 
@@ -149,6 +151,20 @@ func checkBook(t *testing.T, rng *rand.Rand, b book, p Params, perms int) {
 	doubled := append(append(book(nil), shuffled...), b...)
 	if d := diffKeys(keys(mustMatch(t, doubled, at, p)), want); d != "" {
 		t.Errorf("book of %d orders, doubled: %s", len(b), d)
+	}
+	// The ids handed in change nothing but who computes them.
+	ids := make([]common.Hash, len(doubled))
+	for i, o := range doubled {
+		if refUsable(o) {
+			ids[i] = o.ID()
+		}
+	}
+	fs, err := Match(NewSnapshotWithIDs(doubled, ids), at, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffKeys(keys(fs), want); d != "" {
+		t.Errorf("book of %d orders, doubled, with ids: %s", len(b), d)
 	}
 	checkCandidates(t, b, at, p)
 }

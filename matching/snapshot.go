@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"fmt"
 	"hash/maphash"
 	"math/big"
 	"math/bits"
@@ -29,19 +30,21 @@ const maxPriceBits = 256
 // Order ids are computed when first needed (a tie on prices and created
 // time, two orders of one series, a fill, a candidate) and then kept: the
 // EIP-712 digest is most of what preparing a snapshot used to cost, and
-// most orders of a book never need theirs.
+// most orders of a book never need theirs. A caller that holds the ids
+// already hands them in with NewSnapshotWithIDs, and none is computed.
 type Snapshot struct {
 	// orders and ids are by entry.oi: entries hold no pointers, so that
 	// the collector neither scans them nor runs write barriers as they are
 	// copied into place.
 	orders   []*orderbook.Order
-	ids      []lazyID
-	requests []entry // sorted by request priority
+	ids      []lazyID      // nil when known is set
+	known    []common.Hash // the caller's ids (NewSnapshotWithIDs), or nil
+	requests []entry       // sorted by request priority
 	// queries[i] is requests[i]'s search, which depends on the offers
 	// only, not on the time; its shard is nil when no offer can suit it.
-	queries []query
-	shards  map[string]*shard // by country; looked up, and iterated only in sorted order
-	nshards int
+	queries  []query
+	shards   map[string]*shard // by country; looked up, and iterated only in sorted order
+	byNumber []*shard          // by shard.n
 	// strs numbers the countries, regions and cities of the orders from 1
 	// (0 is the empty string), so that the matcher compares and looks up
 	// numbers; byCountry is the shard of each number that is a country.
@@ -98,7 +101,12 @@ func (l *lazyID) get(o *orderbook.Order) common.Hash {
 func (s *Snapshot) order(e *entry) *orderbook.Order { return s.orders[e.oi] }
 
 // id is the order id of entry e.
-func (s *Snapshot) id(e *entry) common.Hash { return s.ids[e.oi].get(s.orders[e.oi]) }
+func (s *Snapshot) id(e *entry) common.Hash {
+	if s.known != nil {
+		return s.known[e.oi]
+	}
+	return s.ids[e.oi].get(s.orders[e.oi])
+}
 
 // u256 is a price as four 64-bit words, most significant first.
 type u256 [4]uint64
@@ -153,23 +161,64 @@ type shard struct {
 // NewSnapshot prepares orders for matching. orders is read as a set: its
 // order does not matter and neither do repeated entries. It keeps the
 // pointers, not copies.
-func NewSnapshot(orders []*orderbook.Order) *Snapshot {
+func NewSnapshot(orders []*orderbook.Order) *Snapshot { return newSnapshot(orders, nil) }
+
+// NewSnapshotWithIDs is NewSnapshot for a caller that holds the orders'
+// ids already (a book keys its orders by id): ids[i] must be
+// orders[i].ID(), and the snapshot uses it instead of computing it. The
+// ids of the fills are most of what a first Match costs otherwise. A
+// wrong id makes the snapshot disagree with other peers' on ties, on
+// superseded versions and in the ids of its fills; it panics if the
+// lengths differ.
+func NewSnapshotWithIDs(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
+	if len(ids) != len(orders) {
+		panic(fmt.Sprintf("matching: %d ids for %d orders", len(ids), len(orders)))
+	}
+	return newSnapshot(orders, ids)
+}
+
+func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 	s := &Snapshot{strs: map[string]uint32{}, orders: make([]*orderbook.Order, 0, len(orders))}
 	all := make([]entry, 0, len(orders))
-	for _, o := range orders {
+	if ids != nil {
+		s.known = make([]common.Hash, 0, len(orders))
+	}
+	for i, o := range orders {
 		if usable(o) {
 			all = append(all, entry{})
 			s.fillEntry(&all[len(all)-1], o, int32(len(s.orders)), true)
 			s.orders = append(s.orders, o)
+			if ids != nil {
+				s.known = append(s.known, ids[i])
+			}
 		}
 	}
-	s.ids = make([]lazyID, len(all))
-	drop, tmp := s.dropSuperseded(all, nil)
+	if ids == nil {
+		s.ids = make([]lazyID, len(all))
+	}
+	drop, buf, tmp := s.dropSuperseded(all)
 
-	// The requests, and the offers by country: a shard is sorted on its
-	// own, so an offer's country never enters its sort key.
-	var reqs []sortKey
-	offers := make([][]sortKey, len(s.strs)+1) // by country number
+	// The requests, and the offers by country, each group a run of buf:
+	// a shard is sorted on its own, so an offer's country never enters its
+	// sort key. tmp is the radix sorts' other buffer; each group is copied
+	// out into entries as soon as it is sorted.
+	start := make([]int, len(s.strs)+2) // by country number, offers after the requests
+	for i := range all {
+		if drop[i] {
+			continue
+		}
+		if e := &all[i]; s.orders[e.oi].Kind == orderbook.KindRequest {
+			start[0]++
+		} else {
+			start[e.country+1]++
+		}
+	}
+	n := 0
+	for c, k := range start {
+		start[c] = n
+		n += k
+	}
+	next := slices.Clone(start)
 	for i := range all {
 		if drop[i] {
 			continue
@@ -177,27 +226,31 @@ func NewSnapshot(orders []*orderbook.Order) *Snapshot {
 		e := &all[i]
 		if s.orders[e.oi].Kind == orderbook.KindRequest {
 			// Higher prices first: the complements sort ascending.
-			reqs = append(reqs, sortKey{k: [3]uint64{^e.hour[3], ^e.gb[3], e.created}, i: int32(i)})
+			buf[next[0]] = sortKey{k: [3]uint64{^e.hour[3], ^e.gb[3], e.created}, i: int32(i)}
+			next[0]++
 		} else {
-			offers[e.country] = append(offers[e.country], sortKey{k: [3]uint64{e.hour[3], e.gb[3], e.created}, i: int32(i)})
+			buf[next[e.country+1]] = sortKey{k: [3]uint64{e.hour[3], e.gb[3], e.created}, i: int32(i)}
+			next[e.country+1]++
 		}
 	}
-	reqs, tmp = s.sortEntries(all, reqs, tmp, s.requestOrder)
+	group := func(c int) []sortKey { return buf[start[c]:next[c]:next[c]] }
+	reqs, _ := s.sortEntries(all, group(0), tmp, s.requestOrder)
 	s.requests = sorted(all, reqs)
 	s.size = len(reqs)
 	s.shards = make(map[string]*shard)
-	s.byCountry = make([]*shard, len(offers))
+	s.byCountry = make([]*shard, len(s.strs)+1)
 	// Countries in number order: the numbers follow the orders' order,
 	// but a shard's contents do not depend on its number.
-	for c, keys := range offers {
+	for c := range s.byCountry {
+		keys := group(c + 1)
 		if len(keys) == 0 {
 			continue
 		}
-		keys, tmp = s.sortEntries(all, keys, tmp, s.offerOrder)
-		sh := &shard{n: s.nshards, offers: sorted(all, keys)}
+		keys, _ = s.sortEntries(all, keys, tmp, s.offerOrder)
+		sh := &shard{n: len(s.byNumber), offers: sorted(all, keys)}
 		sh.cc = s.order(&sh.offers[0]).Location.Country
-		sh.index(tmp)
-		s.nshards++
+		sh.index(group(c+1), tmp) // the group's keys are copied out: its room is free
+		s.byNumber = append(s.byNumber, sh)
 		s.shards[sh.cc] = sh
 		s.byCountry[c] = sh
 		s.size += len(keys)
@@ -263,9 +316,9 @@ func (s *Snapshot) number(str string, intern bool) uint32 {
 // cache misses. The hash is seeded per call, so that no choice of nonces
 // makes the groups large, and nothing depends on its values: orders with
 // equal hashes are compared by series, in their index order.
-func (s *Snapshot) dropSuperseded(all []entry, tmp []sortKey) ([]bool, []sortKey) {
-	drop := make([]bool, len(all))
-	keys := make([]sortKey, len(all))
+func (s *Snapshot) dropSuperseded(all []entry) (drop []bool, buf, tmp []sortKey) {
+	drop = make([]bool, len(all))
+	keys, tmp := make([]sortKey, len(all)), make([]sortKey, len(all))
 	seed := maphash.MakeSeed()
 	var key [28]byte
 	for i := range all {
@@ -273,10 +326,7 @@ func (s *Snapshot) dropSuperseded(all []entry, tmp []sortKey) ([]bool, []sortKey
 		binary.LittleEndian.PutUint64(key[20:], s.orders[all[i].oi].Nonce)
 		keys[i] = sortKey{k: [3]uint64{2: maphash.Bytes(seed, key[:]) >> 32}, i: int32(i)}
 	}
-	if cap(tmp) < len(keys) {
-		tmp = make([]sortKey, len(keys))
-	}
-	keys, tmp = radixSort(keys, tmp[:len(keys)]) // stable: index order within a hash
+	keys, tmp = radixSort(keys, tmp) // stable: index order within a hash
 	for lo := 0; lo < len(keys); {
 		hi := lo + 1
 		for hi < len(keys) && keys[hi].k == keys[lo].k {
@@ -302,7 +352,7 @@ func (s *Snapshot) dropSuperseded(all []entry, tmp []sortKey) ([]bool, []sortKey
 		}
 		lo = hi
 	}
-	return drop, keys
+	return drop, keys, tmp
 }
 
 // sortKey is an order's priority as three words compared in turn (prices
@@ -399,10 +449,10 @@ func sorted(all []entry, keys []sortKey) []entry {
 // superseded versions and unusable orders).
 func (s *Snapshot) Len() int { return s.size }
 
-func (sh *shard) index(tmp []sortKey) {
+func (sh *shard) index(buf, tmp []sortKey) {
 	sh.meta = make([]offerMeta, len(sh.offers))
 	sh.hourRanks()
-	sh.gbRanks(tmp)
+	sh.gbRanks(buf, tmp)
 
 	all := make([]int32, len(sh.offers))
 	sh.lists = [][]int32{all}
@@ -465,9 +515,10 @@ func (sh *shard) hourRanks() {
 }
 
 // gbRanks sets each offer's rank of its price per GB among the distinct
-// such prices, sorting them by radix when they fit in a word.
-func (sh *shard) gbRanks(tmp []sortKey) {
-	keys := make([]sortKey, len(sh.offers))
+// such prices, sorting them by radix when they fit in a word; buf and tmp
+// have room for the offers' keys.
+func (sh *shard) gbRanks(buf, tmp []sortKey) {
+	keys := buf[:len(sh.offers)]
 	narrow := true
 	for i := range sh.offers {
 		e := &sh.offers[i]
@@ -475,9 +526,6 @@ func (sh *shard) gbRanks(tmp []sortKey) {
 		narrow = narrow && e.gb.narrow()
 	}
 	if narrow {
-		if cap(tmp) < len(keys) {
-			tmp = make([]sortKey, len(keys))
-		}
 		keys, _ = radixSort(keys, tmp[:len(keys)])
 	} else {
 		slices.SortFunc(keys, func(a, b sortKey) int { return sh.offers[a.i].gb.cmp(&sh.offers[b.i].gb) })
