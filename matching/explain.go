@@ -202,7 +202,7 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 func (s *Snapshot) has(r *orderbook.Order, id common.Hash) bool {
 	for i := range s.requests {
 		e := &s.requests[i]
-		if e.maker == r.Maker && s.order(e).Nonce == r.Nonce && s.id(e) == id {
+		if e.maker == r.Maker && s.orders[e.oi].Nonce == r.Nonce && s.idAt(e.oi) == id {
 			return true
 		}
 	}

@@ -79,8 +79,9 @@ type Fill struct {
 // end, when it knows how many: growing a slice of Fills, with their
 // pointers and ids, was a tenth of a prepared Match.
 type hit struct {
-	r, o *entry
-	ips  uint32
+	r   *reqEntry
+	o   *entry
+	ips uint32
 }
 
 // fillsOf makes the Fills of hits, with their ids and copies of their
@@ -110,7 +111,7 @@ func (s *Snapshot) fillsOf(hits []hit, req *orderbook.Order, reqID common.Hash) 
 	for i, h := range hits {
 		r, rid := req, reqID
 		if h.r != nil {
-			r, rid = s.order(h.r), s.id(h.r)
+			r, rid = s.orders[h.r.oi], s.idAt(h.r.oi)
 		}
 		fills[i] = Fill{
 			Request:      r,
@@ -165,7 +166,8 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 	ledgers := make([]*ledger, len(s.byNumber))
 	var hits []hit
 	for i := range s.requests {
-		r, q := &s.requests[i], &s.queries[i]
+		r := &s.requests[i]
+		q := &r.query
 		if r.expires <= cut || q.sh == 0 {
 			continue
 		}

@@ -37,12 +37,9 @@ type Snapshot struct {
 	// the collector neither scans them nor runs write barriers as they are
 	// copied into place.
 	orders   []*orderbook.Order
-	ids      []lazyID      // nil when known is set
-	known    []common.Hash // the caller's ids (NewSnapshotWithIDs), or nil
-	requests []entry       // sorted by request priority
-	// queries[i] is requests[i]'s search, which depends on the offers
-	// only, not on the time; its shard is nil when no offer can suit it.
-	queries  []query
+	ids      []lazyID          // nil when known is set
+	known    []common.Hash     // the caller's ids (NewSnapshotWithIDs), or nil
+	requests []reqEntry        // sorted by request priority
 	shards   map[string]*shard // by country; looked up, and iterated only in sorted order
 	byNumber []*shard          // by shard.n
 	// strs numbers the countries, regions and cities of the orders from 1
@@ -97,15 +94,27 @@ func (l *lazyID) get(o *orderbook.Order) common.Hash {
 	return l.h
 }
 
+// reqEntry is a request as Match reads it: its order, what it needs and
+// until when, and its search.
+type reqEntry struct {
+	oi      int32
+	ips     uint32
+	expires uint64
+	query
+}
+
 // order is the order of entry e.
 func (s *Snapshot) order(e *entry) *orderbook.Order { return s.orders[e.oi] }
 
 // id is the order id of entry e.
-func (s *Snapshot) id(e *entry) common.Hash {
+func (s *Snapshot) id(e *entry) common.Hash { return s.idAt(e.oi) }
+
+// idAt is the id of order oi.
+func (s *Snapshot) idAt(oi int32) common.Hash {
 	if s.known != nil {
-		return s.known[e.oi]
+		return s.known[oi]
 	}
-	return s.ids[e.oi].get(s.orders[e.oi])
+	return s.ids[oi].get(s.orders[oi])
 }
 
 // u256 is a price as four 64-bit words, most significant first.
@@ -235,7 +244,10 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 	}
 	group := func(c int) []sortKey { return buf[start[c]:next[c]:next[c]] }
 	reqs, _ := s.sortEntries(all, group(0), tmp, s.requestOrder)
-	s.requests = sorted(all, reqs)
+	byPriority := make([]int32, len(reqs)) // the requests' entries; reqs' room is needed again
+	for j, k := range reqs {
+		byPriority[j] = k.i
+	}
 	s.size = len(reqs)
 	s.shards = make(map[string]*shard)
 	s.byCountry = make([]*shard, len(s.strs)+1)
@@ -255,9 +267,11 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 		s.byCountry[c] = sh
 		s.size += len(keys)
 	}
-	s.queries = make([]query, len(s.requests))
-	for i := range s.requests {
-		s.queries[i] = s.query(&s.requests[i])
+	// A request's search depends on the offers only, not on the time.
+	s.requests = make([]reqEntry, len(byPriority))
+	for j, i := range byPriority {
+		e := &all[i]
+		s.requests[j] = reqEntry{oi: e.oi, ips: e.ips, expires: e.expires, query: s.query(e)}
 	}
 	return s
 }
