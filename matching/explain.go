@@ -148,7 +148,6 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 	slices.Sort(countries) // the map's order must not show
 	type ranked struct {
 		v    Verdict
-		e    *entry
 		home bool // in req's country
 	}
 	var all []ranked
@@ -156,15 +155,16 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 		sh := s.shards[cc]
 		for i := range sh.offers {
 			e := &sh.offers[i]
-			r, detail := check(e.o, req, cut)
-			if r == ReasonNone && soldOut[e.ID()] {
+			o, id := s.order(e), s.id(e)
+			r, detail := check(o, req, cut)
+			if r == ReasonNone && soldOut[id] {
 				r, detail = ReasonCapacity, "requests of higher priority take all its IPs"
 			}
-			v := Verdict{Offer: e.o, OfferID: e.ID(), Reason: r, Detail: detail}
+			v := Verdict{Offer: o, OfferID: id, Reason: r, Detail: detail}
 			if r == ReasonNone {
-				v.IPs = min(req.IPs, e.o.IPs)
+				v.IPs = min(req.IPs, o.IPs)
 			}
-			all = append(all, ranked{v, e, cc == req.Location.Country})
+			all = append(all, ranked{v, cc == req.Location.Country})
 		}
 	}
 	slices.SortStableFunc(all, func(a, b ranked) int {
@@ -184,10 +184,7 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 			}
 			return 1
 		}
-		if c := compareOffers(*a.e, *b.e); c != 0 {
-			return c
-		}
-		return compareIDs(a.e, b.e)
+		return compareOffers(a.v.Offer, b.v.Offer, a.v.OfferID, b.v.OfferID)
 	})
 	n := len(all)
 	if p.MaxCandidates > 0 {
@@ -205,7 +202,7 @@ func Explain(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]Verd
 func (s *Snapshot) has(r *orderbook.Order, id common.Hash) bool {
 	for i := range s.requests {
 		e := &s.requests[i]
-		if e.o.Maker == r.Maker && e.o.Nonce == r.Nonce && e.ID() == id {
+		if e.maker == r.Maker && s.orders[e.oi].Nonce == r.Nonce && s.idAt(e.oi) == id {
 			return true
 		}
 	}

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"sort"
+	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/ethereum/go-ethereum/common"
@@ -73,44 +74,83 @@ type Fill struct {
 	PricePerGB   *big.Int
 }
 
-func newFill(r, o *entry, ips uint32, pc *priceCopier) Fill {
-	return Fill{
-		Request:      r.o,
-		Offer:        o.o,
-		RequestID:    r.ID(),
-		OfferID:      o.ID(),
-		IPs:          ips,
-		PricePerHour: pc.copy(o.o.PricePerHour),
-		PricePerGB:   pc.copy(o.o.PricePerGB),
-	}
+// hit is a fill as Match finds it: the request (nil for Candidates'
+// request) and the offer. Match collects hits and makes the Fills at the
+// end, when it knows how many: growing a slice of Fills, with their
+// pointers and ids, was a tenth of a prepared Match.
+type hit struct {
+	r   *reqEntry
+	o   *entry
+	ips uint32
 }
 
-// priceCopier hands out copies of prices carved from shared slabs: a Match
-// copies two prices per fill, and one allocation for each copy and each of
-// its words was a third of what a prepared Match cost. A copy's words are
-// capped at its length, so arithmetic on one copy that needs more room
-// reallocates instead of writing into a neighbour.
-type priceCopier struct {
-	ints  []big.Int
-	words []big.Word
-	slab  int // the next slab's length in ints; doubles up to 512
+// fillsOf makes the Fills of hits, with their ids and copies of their
+// prices carved from one allocation each; req and reqID are the request
+// of the hits without one.
+func (s *Snapshot) fillsOf(hits []hit, req *orderbook.Order, reqID common.Hash) []Fill {
+	if len(hits) == 0 {
+		return nil
+	}
+	nw := 0
+	for _, h := range hits {
+		nw += h.o.hour.words() + h.o.gb.words()
+	}
+	fills := make([]Fill, len(hits))
+	ints := make([]big.Int, 2*len(hits))
+	words := make([]big.Word, nw)
+	// cp sets z to p, its words capped at their length, so that
+	// arithmetic on one copy that needs more room reallocates instead of
+	// writing into a neighbour's.
+	cp := func(z *big.Int, p *u256) *big.Int {
+		n := p.words()
+		w := words[:n:n]
+		words = words[n:]
+		p.put(w)
+		return z.SetBits(w)
+	}
+	for i, h := range hits {
+		r, rid := req, reqID
+		if h.r != nil {
+			r, rid = s.orders[h.r.oi], s.idAt(h.r.oi)
+		}
+		fills[i] = Fill{
+			Request:      r,
+			Offer:        s.order(h.o),
+			RequestID:    rid,
+			OfferID:      s.id(h.o),
+			IPs:          h.ips,
+			PricePerHour: cp(&ints[2*i], &h.o.hour),
+			PricePerGB:   cp(&ints[2*i+1], &h.o.gb),
+		}
+	}
+	return fills
 }
 
-func (pc *priceCopier) copy(p *big.Int) *big.Int {
-	if len(pc.ints) == 0 {
-		pc.slab = min(512, max(8, 2*pc.slab))
-		pc.ints = make([]big.Int, pc.slab)
+// words is how many big.Words the price takes, as big.Int.Bits has them
+// (no leading zero word).
+func (a *u256) words() int {
+	for i, w := range a {
+		if w != 0 {
+			n := (4 - i) * 64 / bits.UintSize
+			if bits.UintSize == 32 && w>>32 == 0 {
+				n--
+			}
+			return n
+		}
 	}
-	z := &pc.ints[0]
-	pc.ints = pc.ints[1:]
-	w := p.Bits()
-	if len(pc.words) < len(w) {
-		pc.words = make([]big.Word, max(2*pc.slab, len(w)))
+	return 0
+}
+
+// put writes the price into w, least significant word first, as
+// big.Int.SetBits reads it; w is a.words() long.
+func (a *u256) put(w []big.Word) {
+	for i := range w {
+		if bits.UintSize == 64 {
+			w[i] = big.Word(a[3-i])
+		} else {
+			w[i] = big.Word(a[3-i/2] >> (32 * (i % 2)))
+		}
 	}
-	nw := pc.words[:len(w):len(w)]
-	pc.words = pc.words[len(w):]
-	copy(nw, w)
-	return z.SetBits(nw) // prices are not negative (usable)
 }
 
 // Match matches the snapshot's live requests with its live offers at now
@@ -123,31 +163,22 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 		return nil, err
 	}
 	cut := p.cutoff(now)
-	ledgers := make(map[string]*ledger) // by country; looked up, never iterated
-	var fills []Fill
-	var pc priceCopier
+	ledgers := make([]*ledger, len(s.byNumber))
+	var hits []hit
 	for i := range s.requests {
 		r := &s.requests[i]
-		if r.o.Expires <= cut {
+		q := &r.query
+		if r.expires <= cut || q.sh == 0 {
 			continue
 		}
-		cc := r.o.Location.Country
-		sh := s.shards[cc]
-		if sh == nil {
-			continue
-		}
-		b := ledgers[cc]
+		sh := s.byNumber[q.sh-1]
+		b := ledgers[sh.n]
 		if b == nil {
 			b = newLedger(sh, cut)
-			ledgers[cc] = b
+			ledgers[sh.n] = b
 		}
-		id, ok := sh.list(r.o)
-		if !ok {
-			continue
-		}
-		l, t := sh.lists[id], b.tree(id)
-		q := newQuery(sh, r, l)
-		need, used := r.o.IPs, 0
+		l, t := sh.lists[q.list], b.tree(q.list)
+		need, used := r.ips, 0
 		for pos := 0; need > 0 && (p.MaxSplit == 0 || used < p.MaxSplit); {
 			k := t.find(pos, q)
 			if k < 0 {
@@ -155,14 +186,14 @@ func Match(s *Snapshot, now time.Time, p Params) ([]Fill, error) {
 			}
 			j := l[k]
 			take := min(need, b.left[j])
-			fills = append(fills, newFill(r, &sh.offers[j], take, &pc))
+			hits = append(hits, hit{r, &sh.offers[j], take})
 			need -= take
 			used++
 			b.take(j, take)
 			pos = k + 1
 		}
 	}
-	return fills, nil
+	return s.fillsOf(hits, nil, common.Hash{}), nil
 }
 
 // ledger is the state of one shard during a Match: the IPs each offer has
@@ -177,8 +208,8 @@ type ledger struct {
 func newLedger(sh *shard, cut uint64) *ledger {
 	lg := &ledger{sh: sh, left: make([]uint32, len(sh.offers)), trees: make([]*tree, len(sh.lists))}
 	for j := range sh.offers {
-		if o := sh.offers[j].o; o.Expires > cut {
-			lg.left[j] = o.IPs
+		if o := &sh.offers[j]; o.expires > cut {
+			lg.left[j] = o.ips
 		}
 	}
 	return lg
@@ -198,10 +229,10 @@ func (lg *ledger) take(j int32, k uint32) {
 	if t := lg.trees[0]; t != nil {
 		t.set(int(j), lg.left[j])
 	}
-	e := &lg.sh.offers[j]
-	for kind, id := range e.lists {
+	m := &lg.sh.meta[j]
+	for kind, id := range m.lists {
 		if id >= 0 && lg.trees[id] != nil {
-			lg.trees[id].set(int(e.at[kind]), lg.left[j])
+			lg.trees[id].set(int(m.at[kind]), lg.left[j])
 		}
 	}
 }
@@ -220,96 +251,112 @@ func Candidates(s *Snapshot, req *orderbook.Order, now time.Time, p Params) ([]F
 		return nil, ErrNotRequest
 	}
 	cut := p.cutoff(now)
-	sh := s.shards[req.Location.Country]
-	if req.Expires <= cut || sh == nil {
+	if req.Expires <= cut {
 		return nil, nil
 	}
-	id, ok := sh.list(req)
-	if !ok {
+	var r entry
+	s.fillEntry(&r, req, -1, false)
+	q := s.query(&r)
+	if q.sh == 0 {
 		return nil, nil
 	}
-	l := sh.lists[id]
-	r := entry{o: req, id: req.ID(), hour: toU256(req.PricePerHour), gb: toU256(req.PricePerGB)}
-	q := newQuery(sh, &r, l)
-	var out []Fill
-	var pc priceCopier
-	for _, j := range l[:q.end] {
+	sh := s.byNumber[q.sh-1]
+	var hits []hit
+	for _, j := range sh.lists[q.list][:q.end] {
 		o := &sh.offers[j]
-		if o.o.Expires <= cut || !q.admits(o) {
+		if o.expires <= cut || !q.admitsAll(o, &sh.meta[j]) {
 			continue
 		}
-		out = append(out, newFill(&r, o, min(req.IPs, o.o.IPs), &pc))
-		if len(out) == p.MaxCandidates {
+		hits = append(hits, hit{nil, o, min(req.IPs, o.ips)})
+		if len(hits) == p.MaxCandidates {
 			break
 		}
 	}
-	return out, nil
+	return s.fillsOf(hits, req, req.ID()), nil
 }
 
-// query is a request as the offer search sees it.
+// query is a request as the offer search sees it: its shard and list,
+// and its filters in the tree's terms.
 type query struct {
-	r   *orderbook.Order
-	end int // offers of the list at or after end are dearer per IP-hour than r allows
+	sh   int32 // the shard's number plus 1; 0 when no offer can suit the request
+	list int32
+	end  int // offers of the list at or after end are dearer per IP-hour than the request allows
 
-	types            uint8 // bit per acceptable IP type
+	maker            common.Address
+	region, cty, asn uint32 // what it names of the location; 0 for any
+	types, protos    uint8  // bit per acceptable IP type; the protocols needed
+	bw, dur          uint32
 	gbBound          uint32
-	region, city, as uint64 // bloom bits; 0 when r leaves it open
+	loc              uint64 // bloom bits of region, cty and asn
 }
 
-func newQuery(sh *shard, re *entry, l []int32) *query {
-	r := re.o
-	hb := bound(sh.hourPrice, &re.hour)
-	q := &query{
-		r:       r,
-		end:     sort.Search(len(l), func(k int) bool { return sh.offers[l[k]].hourRank >= hb }),
-		gbBound: bound(sh.gbPrice, &re.gb),
+// query is r's query in the snapshot.
+func (s *Snapshot) query(r *entry) query {
+	if int(r.country) >= len(s.byCountry) || s.byCountry[r.country] == nil {
+		return query{}
 	}
-	if r.IPType == orderbook.IPAny {
+	sh := s.byCountry[r.country]
+	list, ok := sh.list(r)
+	if !ok {
+		return query{}
+	}
+	// The offers within r's price per IP-hour are a prefix of each list.
+	l, first := sh.lists[list], sh.hourStart[bound(sh.hourPrice, &r.hour)]
+	end, _ := slices.BinarySearch(l, first)
+	q := query{
+		sh:      int32(sh.n + 1),
+		list:    list,
+		end:     end,
+		maker:   r.maker,
+		region:  r.region,
+		cty:     r.cty,
+		asn:     r.asn,
+		protos:  uint8(r.protos),
+		bw:      r.bw,
+		dur:     r.dur,
+		gbBound: bound(sh.gbPrice, &r.gb),
+		loc:     bloomLocation(r.region, r.cty, r.asn),
+	}
+	if r.ipType == orderbook.IPAny {
 		q.types = 1<<orderbook.IPResidential | 1<<orderbook.IPMobile | 1<<orderbook.IPDatacenter
 	} else {
-		q.types = 1 << r.IPType
-	}
-	if r.Location.Region != "" {
-		q.region = bloomString(r.Location.Region)
-	}
-	if r.Location.City != "" {
-		q.city = bloomString(r.Location.City)
-	}
-	if r.Location.ASN != 0 {
-		q.as = bloomASN(r.Location.ASN)
+		q.types = 1 << r.ipType
 	}
 	return q
 }
 
-// admits is the exact test of one offer against the request, all filters
-// but country (the shard) and price per IP-hour (q.end) and expiry (the
-// caller's).
+// admits is the exact test of an offer whose leaf may already passed: its
+// maker, and its location (equal numbers are equal strings).
 func (q *query) admits(o *entry) bool {
-	r, of := q.r, o.o
-	return of.Maker != r.Maker &&
-		q.types&(1<<of.IPType) != 0 &&
-		of.Protocols.Has(r.Protocols) &&
-		of.MinDuration <= r.Duration && r.Duration <= of.MaxDuration &&
-		of.Bandwidth >= r.Bandwidth &&
-		o.gbRank < q.gbBound &&
-		(r.Location.Region == "" || r.Location.Region == of.Location.Region) &&
-		(r.Location.City == "" || r.Location.City == of.Location.City) &&
-		(r.Location.ASN == 0 || r.Location.ASN == of.Location.ASN)
+	return (q.region == 0 || q.region == o.region) &&
+		(q.cty == 0 || q.cty == o.cty) &&
+		(q.asn == 0 || q.asn == o.asn) &&
+		o.maker != q.maker
 }
 
-// bloomString and bloomASN map a location value to one of 64 bits (FNV-1a),
-// so a subtree's OR of its offers' bits tells when no offer in it can have
-// the value a request asks for.
-func bloomString(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
+// admitsAll is the exact test of one offer against the request, all
+// filters but country (the shard) and price per IP-hour (q.end) and expiry
+// (the caller's).
+func (q *query) admitsAll(o *entry, m *offerMeta) bool {
+	return q.admits(o) &&
+		q.types&(1<<o.ipType) != 0 &&
+		o.protos&orderbook.Protocols(q.protos) == orderbook.Protocols(q.protos) &&
+		o.minDur <= q.dur && q.dur <= o.maxDur &&
+		o.bw >= q.bw &&
+		m.gbRank < q.gbBound
+}
+
+// bloomLocation maps the numbers of a location's region and city and its
+// ASN to bits of a word, one of 64 per value, so that a subtree's OR of
+// its offers' bits tells when no offer in it can have the values a request
+// asks for. 0 (none) sets no bit.
+func bloomLocation(region, city, asn uint32) uint64 {
+	return bloom(region, 0x9e3779b97f4a7c15) | bloom(city, 0x9e3779b97f4a7c15) | bloom(asn, 0xc2b2ae3d27d4eb4f)
+}
+
+func bloom(v uint32, k uint64) uint64 {
+	if v == 0 {
+		return 0
 	}
-	return 1 << (h & 63)
-}
-
-func bloomASN(a uint32) uint64 {
-	h := uint64(a) * 0x9e3779b97f4a7c15
-	return 1 << (h >> 58)
+	return 1 << ((uint64(v) * k) >> 58)
 }

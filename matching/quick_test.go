@@ -8,6 +8,8 @@ import (
 	"testing/quick"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
+
 	"github.com/ipsx/ipsx/orderbook"
 )
 
@@ -150,6 +152,20 @@ func checkBook(t *testing.T, rng *rand.Rand, b book, p Params, perms int) {
 	if d := diffKeys(keys(mustMatch(t, doubled, at, p)), want); d != "" {
 		t.Errorf("book of %d orders, doubled: %s", len(b), d)
 	}
+	// The ids handed in change nothing but who computes them.
+	ids := make([]common.Hash, len(doubled))
+	for i, o := range doubled {
+		if refUsable(o) {
+			ids[i] = o.ID()
+		}
+	}
+	fs, err := Match(NewSnapshotWithIDs(doubled, ids), at, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := diffKeys(keys(fs), want); d != "" {
+		t.Errorf("book of %d orders, doubled, with ids: %s", len(b), d)
+	}
 	checkCandidates(t, b, at, p)
 }
 
@@ -184,7 +200,7 @@ func checkCandidates(t *testing.T, b book, at time.Time, p Params) {
 			if f.IPs != min(r.IPs, f.Offer.IPs) || f.Request != r {
 				t.Fatalf("candidate %d: %+v", i, f)
 			}
-			if i > 0 && compareOffers(entry{o: got[i-1].Offer, id: got[i-1].OfferID}, entry{o: f.Offer, id: f.OfferID}) >= 0 {
+			if i > 0 && compareOffers(got[i-1].Offer, f.Offer, got[i-1].OfferID, f.OfferID) >= 0 {
 				t.Fatalf("candidates %d and %d out of order", i-1, i)
 			}
 		}
