@@ -97,22 +97,7 @@ func shard100k() []*orderbook.Order {
 // snapshot (ids, dedupe, sorting) and matching it.
 func BenchmarkMatch100k(b *testing.B) {
 	orders := shard100k()
-	b.ResetTimer()
-	start, cpu := time.Now(), processCPU()
-	var fills, n int
-	for b.Loop() {
-		fs, err := Match(NewSnapshot(orders), now, Params{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		fills = len(fs)
-		n++
-	}
-	el, cpuMS := time.Since(start), (processCPU()-cpu).Seconds()*1e3/float64(n)
-	b.ReportMetric(float64(len(orders)*n)/el.Seconds(), "orders/s")
-	b.ReportMetric(float64(fills), "fills")
-	benchLine("match100k", "orders", len(orders), "ms", el.Seconds()*1e3/float64(n), "cpu_ms", cpuMS,
-		"orders_per_s", float64(len(orders)*n)/el.Seconds(), "fills", fills)
+	benchFromScratch(b, "match100k", len(orders), func() *Snapshot { return NewSnapshot(orders) })
 }
 
 // BenchmarkMatch100kIDs is BenchmarkMatch100k for a caller that holds the
@@ -126,22 +111,28 @@ func BenchmarkMatch100kIDs(b *testing.B) {
 	for i, o := range orders {
 		ids[i] = o.ID()
 	}
+	benchFromScratch(b, "match100k_ids", len(orders), func() *Snapshot { return NewSnapshotWithIDs(orders, ids) })
+}
+
+// benchFromScratch times building a snapshot of n orders with build and
+// matching it, and prints the bench line name.
+func benchFromScratch(b *testing.B, name string, n int, build func() *Snapshot) {
 	b.ResetTimer()
 	start, cpu := time.Now(), processCPU()
-	var fills, n int
+	var fills, runs int
 	for b.Loop() {
-		fs, err := Match(NewSnapshotWithIDs(orders, ids), now, Params{})
+		fs, err := Match(build(), now, Params{})
 		if err != nil {
 			b.Fatal(err)
 		}
 		fills = len(fs)
-		n++
+		runs++
 	}
-	el, cpuMS := time.Since(start), (processCPU()-cpu).Seconds()*1e3/float64(n)
-	b.ReportMetric(float64(len(orders)*n)/el.Seconds(), "orders/s")
+	el, cpuMS := time.Since(start), (processCPU()-cpu).Seconds()*1e3/float64(runs)
+	b.ReportMetric(float64(n*runs)/el.Seconds(), "orders/s")
 	b.ReportMetric(float64(fills), "fills")
-	benchLine("match100k_ids", "orders", len(orders), "ms", el.Seconds()*1e3/float64(n), "cpu_ms", cpuMS,
-		"orders_per_s", float64(len(orders)*n)/el.Seconds(), "fills", fills)
+	benchLine(name, "orders", n, "ms", el.Seconds()*1e3/float64(runs), "cpu_ms", cpuMS,
+		"orders_per_s", float64(n*runs)/el.Seconds(), "fills", fills)
 }
 
 // BenchmarkMatch100kPrepared is Match alone on a prepared snapshot, as when

@@ -432,7 +432,7 @@ func rawHost(tb testing.TB, ctx context.Context, like []ma.Multiaddr, banAfter t
 		if from == h.ID() {
 			return pubsub.ValidationAccept // its own publishes
 		}
-		if banAfter > 0 && gate.seen(from) {
+		if banAfter > 0 && gate.firstMessage(from) {
 			time.AfterFunc(banAfter, func() {
 				gate.ban(from)
 				_ = h.Network().ClosePeer(from)
@@ -459,8 +459,8 @@ type sinkGate struct {
 	first, banned map[peer.ID]bool
 }
 
-// seen reports whether this is the first message of p.
-func (g *sinkGate) seen(p peer.ID) bool {
+// firstMessage reports whether this is the first message of p.
+func (g *sinkGate) firstMessage(p peer.ID) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.first[p] {
