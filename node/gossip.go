@@ -189,6 +189,22 @@ func (n *Node) publish(ctx context.Context, cc string, data []byte) error {
 	return s.topic.Publish(ctx, data)
 }
 
+// inspectRPC drops a whole RPC of a throttled or banned peer before
+// GossipSub handles it: its messages are neither hashed for their ids nor
+// queued for validation, its control messages not acted on. Each message
+// in it is charged as a drop, as validate would, so a peer that keeps
+// sending stays throttled.
+func (n *Node) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
+	if !n.guard.throttledNow(from) {
+		return nil
+	}
+	for range rpc.GetPublish() {
+		n.guard.admit(from)
+	}
+	n.metrics.dropped.WithLabelValues("peer_throttled").Add(float64(len(rpc.GetPublish())))
+	return errPeerThrottled
+}
+
 // validate is the topic validator. Work grows with trust: a throttled or
 // banned peer's message is dropped unread; then come the size check,
 // the peer's rate limit, the decode and the cheap checks (topic, maker

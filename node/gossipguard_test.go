@@ -90,3 +90,78 @@ func TestPaddedDuplicateRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestThrottledRPCsDropped: once a peer is throttled, GossipSub drops its
+// RPCs whole before handling them (inspectRPC): its messages are charged
+// as drops but never hashed, queued or handed to the validator.
+func TestThrottledRPCsDropped(t *testing.T) {
+	lim := node.DefaultSpamLimits()
+	lim.Grace = time.Hour // throttled, not banned: the peer stays connected
+	tn := startTestnet(t, testnet.Config{Nodes: 1, Countries: []string{"DE"},
+		NodeOptions: []node.Option{node.WithSpamLimits(lim)}})
+	ctx := awaitCtx(t)
+	n := tn.Members[0].Node
+	topic, from := rawPeer(t, ctx, n.AddrInfo(), "DE", pubsub.WithPeerOutboundQueueSize(4096),
+		pubsub.WithMessageSignaturePolicy(pubsub.StrictNoSign), pubsub.WithNoAuthor(), pubsub.WithMessageIdFn(rawID))
+	sent := 0
+	// Expired offers: ignored (not rejected, so the peer's GossipSub
+	// score stays above the graylist and only the spam guard acts).
+	expired := func() {
+		t.Helper()
+		sent++
+		o := orderbooktest.Offer(n.Status(ctx).Domain(), "DE", uint64(sent), time.Now().Add(-3*time.Hour))
+		o.Maker, o.Signature = randomAddress(), randomBytes(65)
+		data, err := orderbook.Message{Order: o}.Encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := topic.Publish(ctx, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := testnet.Await(ctxTimeout(ctx, 30*time.Second), func() error {
+		if !n.SpamState(from).Throttled {
+			expired()
+			return fmt.Errorf("not throttled after %d expired offers: %+v", sent, n.SpamState(from))
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	validated := histogramCount(t, n, "ipsx_gossip_validation_duration_seconds")
+	dropped := counter(t, n, "ipsx_gossip_dropped_total", "peer_throttled")
+	const more = 100 // about 80 arrive: the sender's GossipSub drops some
+	for range more {
+		expired()
+	}
+	if err := testnet.Await(ctxTimeout(ctx, 30*time.Second), func() error {
+		if got := counter(t, n, "ipsx_gossip_dropped_total", "peer_throttled") - dropped; got < more/2 {
+			return fmt.Errorf("%.0f of %d messages of the throttled peer dropped, want half", got, more)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A few sent before the throttle may still have been in the queue.
+	if got := histogramCount(t, n, "ipsx_gossip_validation_duration_seconds") - validated; got > 10 {
+		t.Errorf("%d messages of the throttled peer reached the validator, want none", got)
+	}
+}
+
+// histogramCount is the sample count of histogram name on n.
+func histogramCount(t *testing.T, n *node.Node, name string) uint64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum uint64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	return sum
+}

@@ -242,6 +242,7 @@ func (n *Node) startHost(ctx context.Context) error {
 		pubsub.WithValidateQueueSize(n.o.queue),
 		pubsub.WithValidateThrottle(n.o.queue),
 		pubsub.WithRawTracer(tracer{n.metrics}),
+		pubsub.WithAppSpecificRpcInspector(n.inspectRPC),
 		pubsub.WithLogger(n.pubsubLogger(ctx)),
 		pubsub.WithDiscovery(rendezvous{drouting.NewRoutingDiscovery(kad), advertiseRetry}, pubsub.WithDiscoverConnector(rendezvousConnector)),
 		pubsub.WithPeerScoreInspect(pubsub.ExtendedPeerScoreInspectFn(n.inspectScores), time.Second),
