@@ -87,9 +87,10 @@
 // the orders of the fills and candidates handed out. On a 100,000-order
 // shard with 44,000 fills the ids of the 50,000 orders in them take more
 // than the rest of NewSnapshot and Match together (over 100 ms of Keccak
-// alone on the bench machine); a caller that holds the ids already (a book
-// keys its orders by id) hands them in with NewSnapshotWithIDs, and no
-// digest is computed.
+// alone on the bench machine); a caller that holds the ids already hands
+// them in with NewSnapshotWithIDs, and no digest is computed. A book keys
+// its orders by id: the node takes the ids with the orders from
+// orderbook's Book.ListWithIDs.
 //
 // Match gives each request the shortest list that can hold its offers and
 // searches a tree over that list: blocks of eight offers, scanned in a

@@ -60,6 +60,7 @@ type entry struct {
 	minDur, maxDur, dur  uint32
 	country, region, cty uint32 // numbers of Snapshot.strs
 	asn                  uint32
+	kind                 orderbook.Kind
 	ipType               orderbook.IPType
 	protos               orderbook.Protocols
 	maker                common.Address
@@ -192,10 +193,15 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 	if ids != nil {
 		s.known = make([]common.Hash, 0, len(orders))
 	}
+	// The series keys of dropSuperseded are made here, while the order is
+	// at hand: a pass of their own read every order again.
+	seed := maphash.MakeSeed()
+	series := make([]sortKey, 0, len(orders))
 	for i, o := range orders {
 		if usable(o) {
 			all = append(all, entry{})
 			s.fillEntry(&all[len(all)-1], o, int32(len(s.orders)), true)
+			series = append(series, sortKey{k: [3]uint64{2: seriesHash(seed, o)}, i: int32(len(s.orders))})
 			s.orders = append(s.orders, o)
 			if ids != nil {
 				s.known = append(s.known, ids[i])
@@ -205,7 +211,7 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 	if ids == nil {
 		s.ids = make([]lazyID, len(all))
 	}
-	drop, buf, tmp := s.dropSuperseded(all)
+	drop, buf, tmp := s.dropSuperseded(all, series)
 
 	// The requests, and the offers by country, each group a run of buf:
 	// a shard is sorted on its own, so an offer's country never enters its
@@ -216,7 +222,7 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 		if drop[i] {
 			continue
 		}
-		if e := &all[i]; s.orders[e.oi].Kind == orderbook.KindRequest {
+		if e := &all[i]; e.kind == orderbook.KindRequest {
 			start[0]++
 		} else {
 			start[e.country+1]++
@@ -233,7 +239,7 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 			continue
 		}
 		e := &all[i]
-		if s.orders[e.oi].Kind == orderbook.KindRequest {
+		if e.kind == orderbook.KindRequest {
 			// Higher prices first: the complements sort ascending.
 			buf[next[0]] = sortKey{k: [3]uint64{^e.hour[3], ^e.gb[3], e.created}, i: int32(i)}
 			next[0]++
@@ -283,6 +289,7 @@ func newSnapshot(orders []*orderbook.Order, ids []common.Hash) *Snapshot {
 func (s *Snapshot) fillEntry(e *entry, o *orderbook.Order, oi int32, intern bool) {
 	*e = entry{
 		oi:      oi,
+		kind:    o.Kind,
 		ips:     o.IPs,
 		bw:      o.Bandwidth,
 		minDur:  o.MinDuration,
@@ -327,20 +334,13 @@ func (s *Snapshot) number(str string, intern bool) uint32 {
 // Only series seen more than once need ids. The orders are grouped by a
 // hash of their series, sorted by radix: a map keyed by (maker, nonce), or
 // a table probed at random, cost several times as much, all of it in
-// cache misses. The hash is seeded per call, so that no choice of nonces
-// makes the groups large, and nothing depends on its values: orders with
-// equal hashes are compared by series, in their index order.
-func (s *Snapshot) dropSuperseded(all []entry) (drop []bool, buf, tmp []sortKey) {
+// cache misses. The hash is seeded per snapshot, so that no choice of
+// nonces makes the groups large, and nothing depends on its values: orders
+// with equal hashes are compared by series, in their index order. keys are
+// the entries' series hashes (seriesHash), in index order.
+func (s *Snapshot) dropSuperseded(all []entry, keys []sortKey) (drop []bool, buf, tmp []sortKey) {
 	drop = make([]bool, len(all))
-	keys, tmp := make([]sortKey, len(all)), make([]sortKey, len(all))
-	seed := maphash.MakeSeed()
-	var key [28]byte
-	for i := range all {
-		copy(key[:20], all[i].maker[:])
-		binary.LittleEndian.PutUint64(key[20:], s.orders[all[i].oi].Nonce)
-		keys[i] = sortKey{k: [3]uint64{2: maphash.Bytes(seed, key[:]) >> 32}, i: int32(i)}
-	}
-	keys, tmp = radixSort(keys, tmp) // stable: index order within a hash
+	keys, tmp = radixSort(keys, make([]sortKey, len(keys))) // stable: index order within a hash
 	for lo := 0; lo < len(keys); {
 		hi := lo + 1
 		for hi < len(keys) && keys[hi].k == keys[lo].k {
@@ -367,6 +367,15 @@ func (s *Snapshot) dropSuperseded(all []entry) (drop []bool, buf, tmp []sortKey)
 		lo = hi
 	}
 	return drop, keys, tmp
+}
+
+// seriesHash is a hash of o's series (maker and nonce), in 32 bits, under
+// a seed drawn per snapshot.
+func seriesHash(seed maphash.Seed, o *orderbook.Order) uint64 {
+	var key [28]byte
+	copy(key[:20], o.Maker[:])
+	binary.LittleEndian.PutUint64(key[20:], o.Nonce)
+	return maphash.Bytes(seed, key[:]) >> 32
 }
 
 // sortKey is an order's priority as three words compared in turn (prices

@@ -224,11 +224,12 @@ func (o dealOffers) OwnRequests() []*orderbook.Order {
 }
 
 func (o dealOffers) Candidates(r *orderbook.Order, now time.Time) []matching.Fill {
-	book, err := o.n.book.List(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
+	book, ids, err := o.n.book.ListWithIDs(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
 	if err != nil {
 		return nil
 	}
-	cands, err := matching.Candidates(matching.NewSnapshot(append(book, r)), r, now, matching.Params{})
+	snap := matching.NewSnapshotWithIDs(append(book, r), append(ids, r.ID()))
+	cands, err := matching.Candidates(snap, r, now, matching.Params{})
 	if err != nil {
 		return nil
 	}

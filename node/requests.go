@@ -55,11 +55,11 @@ func (n *Node) unmatchedLoop(ctx context.Context) {
 		for _, r := range own {
 			id := r.ID()
 			live[id] = true
-			offers, err := n.book.List(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
+			offers, ids, err := n.book.ListWithIDs(orderbook.Query{Country: r.Shard(), Kind: orderbook.KindOffer})
 			if err != nil {
 				continue
 			}
-			cands, err := matching.Candidates(matching.NewSnapshot(offers), r, now, matching.Params{MaxCandidates: 1})
+			cands, err := matching.Candidates(matching.NewSnapshotWithIDs(offers, ids), r, now, matching.Params{MaxCandidates: 1})
 			if err != nil || len(cands) > 0 {
 				delete(since, id)
 				delete(told, id)

@@ -400,7 +400,7 @@ func (b *Book) ApplyHeartbeat(h *Heartbeat) (inSync bool, err error) {
 	if prev := b.heartbeat(h.Maker, h.Country); prev > h.Created {
 		return false, fmt.Errorf("%w: heartbeat from %d, have %d", ErrStale, h.Created, prev)
 	}
-	orders, err := b.byMaker(h.Maker, h.Country)
+	orders, _, err := b.byMaker(h.Maker, h.Country)
 	if err != nil {
 		return false, err
 	}
@@ -449,10 +449,11 @@ func DigestOf(orders []*Order) (common.Hash, uint32) {
 
 // ByMaker lists a maker's live orders in a shard.
 func (b *Book) ByMaker(maker common.Address, cc string) ([]*Order, error) {
-	return b.byMaker(maker, cc)
+	orders, _, err := b.byMaker(maker, cc)
+	return orders, err
 }
 
-func (b *Book) byMaker(maker common.Address, cc string) ([]*Order, error) {
+func (b *Book) byMaker(maker common.Address, cc string) ([]*Order, []common.Hash, error) {
 	var ids []common.Hash
 	prefix := key(pMaker, maker[:], []byte(cc))
 	err := b.db.View(func(txn *badger.Txn) error {
@@ -467,24 +468,28 @@ func (b *Book) byMaker(maker common.Address, cc string) ([]*Order, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	return b.getAll(ids)
 }
 
-func (b *Book) getAll(ids []common.Hash) ([]*Order, error) {
+// getAll loads the orders of ids, skipping those removed meanwhile, and
+// returns them with their ids: ids compacted in place to stay parallel.
+func (b *Book) getAll(ids []common.Hash) ([]*Order, []common.Hash, error) {
 	out := make([]*Order, 0, len(ids))
+	kept := ids[:0]
 	for _, id := range ids {
 		o, err := b.Get(id)
 		if errors.Is(err, ErrNotFound) {
 			continue // removed meanwhile
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, o)
+		kept = append(kept, id)
 	}
-	return out, nil
+	return out, kept, nil
 }
 
 // Query selects orders. Zero fields match everything.
@@ -503,6 +508,12 @@ type Query struct {
 // cursor of the next page, nil at the end. Without a country it lists
 // every order in id order.
 func (b *Book) Page(q Query) ([]*Order, []byte, error) {
+	orders, _, next, err := b.page(q)
+	return orders, next, err
+}
+
+// page is Page with the ids of the orders, read from the index keys.
+func (b *Book) page(q Query) ([]*Order, []common.Hash, []byte, error) {
 	var prefix []byte
 	switch {
 	case q.Country != "" && q.Kind != 0:
@@ -543,32 +554,41 @@ func (b *Book) Page(q Query) ([]*Order, []byte, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	orders, err := b.getAll(ids)
+	orders, ids, err := b.getAll(ids)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if q.Maker != (common.Address{}) || q.Kind != 0 {
-		kept := orders[:0]
-		for _, o := range orders {
+		n := 0
+		for i, o := range orders {
 			if (q.Maker == common.Address{} || o.Maker == q.Maker) && (q.Kind == 0 || o.Kind == q.Kind) {
-				kept = append(kept, o)
+				orders[n], ids[n] = o, ids[i]
+				n++
 			}
 		}
-		orders = kept
+		orders, ids = orders[:n], ids[:n]
 	}
-	return orders, next, nil
+	return orders, ids, next, nil
 }
 
 // List returns every order matching q (no paging).
 func (b *Book) List(q Query) ([]*Order, error) {
+	orders, _, err := b.ListWithIDs(q)
+	return orders, err
+}
+
+// ListWithIDs is List with the order ids, ids[i] == orders[i].ID(), taken
+// from the keys the book reads anyway: an id is a Keccak digest, and a
+// matcher handed them (matching.NewSnapshotWithIDs) need not compute them.
+func (b *Book) ListWithIDs(q Query) ([]*Order, []common.Hash, error) {
 	if q.Maker != (common.Address{}) && q.Country != "" && q.Kind == 0 {
 		return b.byMaker(q.Maker, q.Country)
 	}
 	q.After, q.Limit = nil, 0
-	orders, _, err := b.Page(q)
-	return orders, err
+	orders, ids, _, err := b.page(q)
+	return orders, ids, err
 }
 
 // Sweep removes orders past their deadline and tombstones past their
@@ -605,7 +625,7 @@ func (b *Book) Sweep(now time.Time) ([]*Order, error) {
 	if err != nil {
 		return nil, err
 	}
-	orders, err := b.getAll(due)
+	orders, _, err := b.getAll(due)
 	if err != nil {
 		return nil, err
 	}

@@ -1,10 +1,12 @@
 package orderbook_test
 
 import (
+	"crypto/ecdsa"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/ethereum/go-ethereum/common"
 	"github.com/ethereum/go-ethereum/crypto"
 	"github.com/ipsx/ipsx/orderbook"
 	"github.com/ipsx/ipsx/orderbook/orderbooktest"
@@ -207,6 +209,70 @@ func TestBookPagingAndRestart(t *testing.T) {
 	for _, o := range keys {
 		if !b2.Has(o.ID()) {
 			t.Fatalf("after restart: lost %s", o.ID().Hex())
+		}
+	}
+}
+
+func TestBookListWithIDs(t *testing.T) {
+	b := newBook(t)
+	k1, k2 := key(t), key(t)
+	m1, m2 := crypto.PubkeyToAddress(k1.PublicKey), crypto.PubkeyToAddress(k2.PublicKey)
+	now := time.Now()
+	var all []*orderbook.Order
+	for i, cc := range []string{"DE", "US", "DE", "DE", "US", "DE"} {
+		for j, k := range []*ecdsa.PrivateKey{k1, k2} {
+			nonce := uint64(10*i + j)
+			o := orderbooktest.Offer(domain, cc, nonce, now)
+			if (i+j)%2 == 0 {
+				o = orderbooktest.Request(domain, cc, nonce, now)
+			}
+			o.PricePerHour.SetInt64(int64(900 + (i*7+j*3)%11))
+			all = append(all, orderbooktest.Sign(o, k))
+			if _, err := b.Add(all[len(all)-1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// A maker in a shard is read from the maker index; a kind or maker
+	// otherwise is filtered after loading, which must drop ids with orders.
+	for _, q := range []orderbook.Query{
+		{},
+		{Country: "DE"},
+		{Country: "DE", Kind: orderbook.KindOffer},
+		{Country: "DE", Maker: m1},
+		{Maker: m1, Kind: orderbook.KindRequest},
+		{Maker: m2},
+		{Country: "US", Kind: orderbook.KindRequest, Maker: m2},
+		{Country: "DE", Kind: orderbook.KindOffer, Maker: m1},
+		{Country: "FR"},
+	} {
+		orders, ids, err := b.ListWithIDs(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) != len(orders) {
+			t.Fatalf("%+v: %d ids for %d orders", q, len(ids), len(orders))
+		}
+		want := 0
+		for _, o := range all {
+			if (q.Country == "" || o.Shard() == q.Country) && (q.Kind == 0 || o.Kind == q.Kind) && (q.Maker == common.Address{} || o.Maker == q.Maker) {
+				want++
+			}
+		}
+		if len(orders) != want || (want == 0) != (q.Country == "FR") {
+			t.Fatalf("%+v: %d orders, want %d", q, len(orders), want)
+		}
+		list, err := b.List(q)
+		if err != nil || len(list) != len(orders) {
+			t.Fatalf("%+v: List has %d orders (%v), ListWithIDs %d", q, len(list), err, len(orders))
+		}
+		for i, o := range orders {
+			if ids[i] != o.ID() {
+				t.Fatalf("%+v: ids[%d] %s, order's id %s", q, i, ids[i].Hex(), o.ID().Hex())
+			}
+			if list[i].ID() != ids[i] {
+				t.Fatalf("%+v: List and ListWithIDs differ at %d", q, i)
+			}
 		}
 	}
 }

@@ -28,7 +28,7 @@ func ExplainRequest(book *orderbook.Book, maker common.Address, id common.Hash, 
 	if r == nil || r.Kind != orderbook.KindRequest || r.Maker != maker {
 		return sdk.RequestDetail{}, fmt.Errorf("%w: %s is not one of this node's requests", orderbook.ErrNotFound, id.Hex())
 	}
-	shard, err := book.List(orderbook.Query{Country: r.Shard()})
+	shard, ids, err := book.ListWithIDs(orderbook.Query{Country: r.Shard()})
 	if err != nil {
 		return sdk.RequestDetail{}, err
 	}
@@ -38,7 +38,8 @@ func ExplainRequest(book *orderbook.Book, maker common.Address, id common.Hash, 
 			d.Offers++
 		}
 	}
-	vs, err := matching.Explain(matching.NewSnapshot(append(shard, r)), r, now, matching.Params{MaxCandidates: MaxCandidates})
+	snap := matching.NewSnapshotWithIDs(append(shard, r), append(ids, r.ID()))
+	vs, err := matching.Explain(snap, r, now, matching.Params{MaxCandidates: MaxCandidates})
 	if err != nil {
 		return sdk.RequestDetail{}, err
 	}
