@@ -189,20 +189,22 @@ func (n *Node) publish(ctx context.Context, cc string, data []byte) error {
 	return s.topic.Publish(ctx, data)
 }
 
-// inspectRPC drops a whole RPC of a throttled or banned peer before
-// GossipSub handles it: its messages are neither hashed for their ids nor
-// queued for validation, its control messages not acted on. Each message
-// in it is charged as a drop, as validate would, so a peer that keeps
-// sending stays throttled.
+// inspectRPC drops the messages of a throttled or banned peer's RPC
+// before GossipSub handles them: they are neither hashed for their ids
+// nor queued for validation. Each is charged as a drop, as validate
+// would, so a peer that keeps sending stays throttled. The RPC's
+// subscriptions and control messages still count, so that a peer back
+// from probation is still known to be on its topics.
 func (n *Node) inspectRPC(from peer.ID, rpc *pubsub.RPC) error {
-	if !n.guard.throttledNow(from) {
+	if len(rpc.Publish) == 0 || !n.guard.throttledNow(from) {
 		return nil
 	}
-	for range rpc.GetPublish() {
+	for range rpc.Publish {
 		n.guard.admit(from)
 	}
-	n.metrics.dropped.WithLabelValues("peer_throttled").Add(float64(len(rpc.GetPublish())))
-	return errPeerThrottled
+	n.metrics.dropped.WithLabelValues("peer_throttled").Add(float64(len(rpc.Publish)))
+	rpc.Publish = nil
+	return nil
 }
 
 // validate is the topic validator. Work grows with trust: a throttled or

@@ -91,9 +91,9 @@ func TestPaddedDuplicateRejected(t *testing.T) {
 	}
 }
 
-// TestThrottledRPCsDropped: once a peer is throttled, GossipSub drops its
-// RPCs whole before handling them (inspectRPC): its messages are charged
-// as drops but never hashed, queued or handed to the validator.
+// TestThrottledRPCsDropped: once a peer is throttled, the messages of its
+// RPCs are dropped before GossipSub handles them (inspectRPC): charged as
+// drops, but never hashed, queued or handed to the validator.
 func TestThrottledRPCsDropped(t *testing.T) {
 	lim := node.DefaultSpamLimits()
 	lim.Grace = time.Hour // throttled, not banned: the peer stays connected
