@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,14 +50,43 @@ func child(t *testing.T, env []string, args ...string) io.Reader {
 	return out
 }
 
+// freePort is a free 127.0.0.1 address, never one it handed out before in
+// this test process: the kernel may give a closed port to the next
+// listener on port 0, and a node once got the same port for its API and
+// its SOCKS proxy ("bind: address already in use").
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !portsGiven[addr] {
+			portsGiven[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+}
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[string]bool{}
+)
+
+// TestFreePortsDistinct: freePort never hands out one address twice.
+func TestFreePortsDistinct(t *testing.T) {
+	seen := map[string]bool{}
+	for range 3000 {
+		a := freePort(t)
+		if seen[a] {
+			t.Fatalf("freePort handed out %s twice", a)
+		}
+		seen[a] = true
+	}
 }
 
 // TestDevchainAndNodeProcesses runs `ipsx devchain` and `ipsx node` as
