@@ -56,7 +56,7 @@ const (
 	pOrder     = 'o' // id -> record
 	pDeadline  = 'd' // deadline(8) id -> nil
 	pShard     = 's' // cc(2) kind(1) price(32) id -> nil
-	pMaker     = 'm' // maker(20) cc(2) id -> nil
+	pMaker     = 'm' // maker(20) cc(2) id -> kind(1) created(8) expires(8), or nil (books before the heartbeat fast path)
 	pSeries    = 'v' // maker(20) nonce(8) -> version(4) id(32)
 	pCancel    = 'c' // id -> tombstone expiry(8) cancel json
 	pTombstone = 'e' // expiry(8) id -> nil
@@ -196,8 +196,22 @@ func (b *Book) deadline(o *Order, hb uint64) uint64 {
 	if o.Kind != KindOffer || o.Maker == b.own {
 		return o.Expires
 	}
-	base := max(o.Created, hb)
-	return min(o.Expires, base+uint64(b.ttl/time.Second))
+	return b.liveUntil(o.Created, o.Expires, hb)
+}
+
+// liveUntil is the deadline of an offer created and expiring at those
+// times, with the latest heartbeat of its maker at hb.
+func (b *Book) liveUntil(created, expires, hb uint64) uint64 {
+	return min(expires, max(created, hb)+uint64(b.ttl/time.Second))
+}
+
+// livenessOf is what a heartbeat needs of an order to extend it, kept in
+// the maker index so that it needs no decoding.
+func livenessOf(o *Order) []byte {
+	v := make([]byte, 0, 17)
+	v = append(v, byte(o.Kind))
+	v = append(v, u64b(o.Created)...)
+	return append(v, u64b(o.Expires)...)
 }
 
 func (b *Book) putOrder(txn *badger.Txn, o *Order, hb uint64) error {
@@ -215,7 +229,7 @@ func (b *Book) putOrder(txn *badger.Txn, o *Order, hb uint64) error {
 		{key(pOrder, id[:]), rec},
 		{key(pDeadline, u64b(d), id[:]), nil},
 		{key(pShard, cc, []byte{byte(o.Kind)}, price32(o.PricePerHour), id[:]), nil},
-		{key(pMaker, o.Maker[:], cc, id[:]), nil},
+		{key(pMaker, o.Maker[:], cc, id[:]), livenessOf(o)},
 		{key(pSeries, o.Maker[:], u64b(o.Nonce)), ver[:]},
 	} {
 		if err := txn.Set(kv[0], kv[1]); err != nil {
@@ -400,26 +414,43 @@ func (b *Book) ApplyHeartbeat(h *Heartbeat) (inSync bool, err error) {
 	if prev := b.heartbeat(h.Maker, h.Country); prev > h.Created {
 		return false, fmt.Errorf("%w: heartbeat from %d, have %d", ErrStale, h.Created, prev)
 	}
-	orders, _, err := b.byMaker(h.Maker, h.Country)
-	if err != nil {
-		return false, err
-	}
 	hj, err := json.Marshal(h)
 	if err != nil {
 		return false, err
 	}
+	var ids []common.Hash
 	err = b.db.Update(func(txn *badger.Txn) error {
 		if err := txn.Set(key(pHeartbeat, h.Maker[:], []byte(h.Country)), append(u64b(h.Created), hj...)); err != nil {
 			return err
 		}
-		for _, o := range orders {
-			if o.Kind != KindOffer {
-				continue
-			}
-			if err := b.deleteOrder(txn, o); err != nil {
+		// A maker's offers in the shard each move to a later deadline:
+		// their record's first 8 bytes and their deadline key, nothing
+		// else. Every node does this for every maker each heartbeat
+		// interval, so it decodes nothing it need not.
+		type live struct {
+			id   common.Hash
+			meta []byte
+		}
+		var orders []live
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: key(pMaker, h.Maker[:], []byte(h.Country))})
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			var l live
+			copy(l.id[:], k[len(k)-32:])
+			var err error
+			if l.meta, err = it.Item().ValueCopy(nil); err != nil {
+				it.Close()
 				return err
 			}
-			if err := b.putOrder(txn, o, h.Created); err != nil {
+			orders = append(orders, l)
+			ids = append(ids, l.id)
+		}
+		it.Close()
+		if h.Maker == b.own {
+			return nil // own orders live until they expire
+		}
+		for _, l := range orders {
+			if err := b.extend(txn, l.id, l.meta, h.Created); err != nil {
 				return err
 			}
 		}
@@ -428,8 +459,54 @@ func (b *Book) ApplyHeartbeat(h *Heartbeat) (inSync bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("orderbook: apply heartbeat of %s: %w", h.Maker.Hex(), err)
 	}
-	d, n := DigestOf(orders)
+	d, n := digestOfIDs(ids)
 	return d == h.Digest && n == h.Count, nil
+}
+
+// extend moves the deadline of order id (of maker index value meta) to
+// what a heartbeat at hb gives it, when that is an offer's and changes.
+func (b *Book) extend(txn *badger.Txn, id common.Hash, meta []byte, hb uint64) error {
+	item, err := txn.Get(key(pOrder, id[:]))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	rec, err := item.ValueCopy(nil)
+	if err != nil {
+		return err
+	}
+	if len(rec) < 8 {
+		return errors.New("orderbook: corrupt record")
+	}
+	var kind Kind
+	var created, expires uint64
+	if len(meta) == 17 {
+		kind, created, expires = Kind(meta[0]), binary.BigEndian.Uint64(meta[1:9]), binary.BigEndian.Uint64(meta[9:])
+	} else { // a maker index entry written before it carried these
+		r, err := decodeRecord(rec)
+		if err != nil {
+			return err
+		}
+		kind, created, expires = r.order.Kind, r.order.Created, r.order.Expires
+	}
+	if kind != KindOffer {
+		return nil
+	}
+	old := binary.BigEndian.Uint64(rec[:8])
+	d := b.liveUntil(created, expires, hb)
+	if d == old {
+		return nil
+	}
+	if err := txn.Delete(key(pDeadline, u64b(old), id[:])); err != nil {
+		return err
+	}
+	if err := txn.Set(key(pDeadline, u64b(d), id[:]), nil); err != nil {
+		return err
+	}
+	binary.BigEndian.PutUint64(rec[:8], d)
+	return txn.Set(key(pOrder, id[:]), rec)
 }
 
 // DigestOf is the heartbeat digest of a set of orders: keccak256 of their
@@ -439,6 +516,11 @@ func DigestOf(orders []*Order) (common.Hash, uint32) {
 	for i, o := range orders {
 		ids[i] = o.ID()
 	}
+	return digestOfIDs(ids)
+}
+
+// digestOfIDs is DigestOf from the orders' ids; it sorts ids in place.
+func digestOfIDs(ids []common.Hash) (common.Hash, uint32) {
 	sort.Slice(ids, func(i, j int) bool { return bytes.Compare(ids[i][:], ids[j][:]) < 0 })
 	buf := make([]byte, 0, 32*len(ids))
 	for _, id := range ids {
@@ -447,7 +529,7 @@ func DigestOf(orders []*Order) (common.Hash, uint32) {
 	return crypto.Keccak256Hash(buf), uint32(len(ids))
 }
 
-// ByMaker lists a maker's live orders in a shard.
+// ByMaker lists a maker's live orders in a shard (in every shard, for "").
 func (b *Book) ByMaker(maker common.Address, cc string) ([]*Order, error) {
 	orders, _, err := b.byMaker(maker, cc)
 	return orders, err
@@ -560,17 +642,23 @@ func (b *Book) page(q Query) ([]*Order, []common.Hash, []byte, error) {
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	if q.Maker != (common.Address{}) || q.Kind != 0 {
-		n := 0
-		for i, o := range orders {
-			if (q.Maker == common.Address{} || o.Maker == q.Maker) && (q.Kind == 0 || o.Kind == q.Kind) {
-				orders[n], ids[n] = o, ids[i]
-				n++
-			}
-		}
-		orders, ids = orders[:n], ids[:n]
-	}
+	orders, ids = q.filter(orders, ids)
 	return orders, ids, next, nil
+}
+
+// filter keeps the orders (and their ids, in step) of q's maker and kind.
+func (q Query) filter(orders []*Order, ids []common.Hash) ([]*Order, []common.Hash) {
+	if q.Maker == (common.Address{}) && q.Kind == 0 {
+		return orders, ids
+	}
+	n := 0
+	for i, o := range orders {
+		if (q.Maker == common.Address{} || o.Maker == q.Maker) && (q.Kind == 0 || o.Kind == q.Kind) {
+			orders[n], ids[n] = o, ids[i]
+			n++
+		}
+	}
+	return orders[:n], ids[:n]
 }
 
 // List returns every order matching q (no paging).
@@ -583,8 +671,15 @@ func (b *Book) List(q Query) ([]*Order, error) {
 // from the keys the book reads anyway: an id is a Keccak digest, and a
 // matcher handed them (matching.NewSnapshotWithIDs) need not compute them.
 func (b *Book) ListWithIDs(q Query) ([]*Order, []common.Hash, error) {
-	if q.Maker != (common.Address{}) && q.Country != "" && q.Kind == 0 {
-		return b.byMaker(q.Maker, q.Country)
+	if q.Maker != (common.Address{}) {
+		// The maker index holds a maker's orders of every shard (of one,
+		// with a country): read them without the rest of the book.
+		orders, ids, err := b.byMaker(q.Maker, q.Country)
+		if err != nil {
+			return nil, nil, err
+		}
+		orders, ids = q.filter(orders, ids)
+		return orders, ids, nil
 	}
 	q.After, q.Limit = nil, 0
 	orders, ids, _, err := b.page(q)

@@ -233,8 +233,9 @@ func TestBookListWithIDs(t *testing.T) {
 			}
 		}
 	}
-	// A maker in a shard is read from the maker index; a kind or maker
-	// otherwise is filtered after loading, which must drop ids with orders.
+	// A maker's orders are read from the maker index, a shard's from the
+	// shard index; a kind or maker is filtered after loading, which must
+	// drop ids with their orders.
 	for _, q := range []orderbook.Query{
 		{},
 		{Country: "DE"},

@@ -17,7 +17,7 @@ import (
 
 var domain = orderbook.Domain{ChainID: 1337, VerifyingContract: common.HexToAddress("0x00000000000000000000000000000000000e5c40")}
 
-func openBook(t *testing.T, dir string, own common.Address) (*orderbook.Book, *badger.DB) {
+func openBook(t testing.TB, dir string, own common.Address) (*orderbook.Book, *badger.DB) {
 	t.Helper()
 	db, err := badger.Open(badger.DefaultOptions(filepath.Join(dir, "db")).WithLogger(nil).WithMemTableSize(8 << 20))
 	if err != nil {
