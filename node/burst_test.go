@@ -12,8 +12,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// counter sums a counter family of a node's registry, optionally only the
-// series whose labels include all of want.
+// counter sums a counter family of a node's registry (for a histogram,
+// its observation count), optionally only the series whose labels include
+// all of want.
 func counter(t *testing.T, n *node.Node, name string, want ...string) float64 {
 	t.Helper()
 	mfs, err := n.Registry().Gather()
@@ -27,7 +28,8 @@ func counter(t *testing.T, n *node.Node, name string, want ...string) float64 {
 		}
 		for _, m := range mf.GetMetric() {
 			if hasLabels(m, want) {
-				sum += m.GetCounter().GetValue()
+				// A histogram counts its observations.
+				sum += m.GetCounter().GetValue() + float64(m.GetHistogram().GetSampleCount())
 			}
 		}
 	}

@@ -318,10 +318,12 @@ func (p *procNode) call(ctx context.Context, op string, args, v any) error {
 }
 
 // cpu is the child's CPU time so far.
-func (p *procNode) cpu(ctx context.Context) time.Duration {
+func (p *procNode) cpu(ctx context.Context) (time.Duration, error) {
 	var d time.Duration
-	_ = p.call(ctx, "cpu", nil, &d)
-	return d
+	if err := p.call(ctx, "cpu", nil, &d); err != nil {
+		return 0, fmt.Errorf("%s: CPU time: %w", p.name, err)
+	}
+	return d, nil
 }
 
 // close stops the child (its stdin closes) and waits for it, killing it

@@ -86,42 +86,79 @@ type floodResult struct {
 }
 
 // TestGossipFlood: honest offers propagate through a testnet of node
-// processes (floodproc_test.go) while Go attackers flood a few of its nodes with every kind of spam:
-// padded duplicates of valid offers, expired forged offers, signed
-// requests from unfunded fresh keys, forged signatures from one identity
-// and from rotating ones, and garbage. Baseline and attack rounds
-// interleave; in a baseline round the same attackers run the same loops
-// against as many sink peers outside the testnet, reached over the same
-// transports as the nodes, so that the attackers' own CPU load is the same
-// in both. The p99 of the honest propagation times (from the origin storing
-// an offer to the last node storing it) of all attack rounds is at most
-// twice that of all baseline rounds; no honest offer is lost; no spam
-// reaches a book; every attacker is throttled or banned by every node it
-// attacked within a bounded number of its messages. The ratio is asserted
-// in the long variant without -race only (see below).
+// processes (floodproc_test.go) while Go attackers flood a few of its
+// nodes with every kind of spam: padded duplicates of valid offers,
+// expired forged offers, signed requests from unfunded fresh keys, forged
+// signatures from one identity and from rotating ones, and garbage.
+// Baseline and attack rounds interleave; in a baseline round the same
+// attackers run the same loops against as many sink peers outside the
+// testnet, reached over the same transports as the nodes, so that the
+// attackers' own CPU load is the same in both. The p99 of the honest
+// propagation times (from the origin storing an offer to the last node
+// storing it) of all attack rounds is at most twice that of all baseline
+// rounds; no honest offer is lost; no spam reaches a book; every attacker
+// is throttled or banned by every node it attacked within a bounded
+// number of its messages. The ratio is asserted without -race (make test
+// runs this test once more without it), see floodRatioChecked.
 func TestGossipFlood(t *testing.T) {
 	cfg := floodConfigFor()
 	res := runFlood(t, cfg)
 	for _, n := range res.notes {
 		t.Error(n)
 	}
-	base, att := p99(res.baseLat), p99(res.attackLat)
-	ratio := float64(att) / float64(base)
-	t.Logf("honest p99 per round: baseline %v, attack %v; over all rounds %v and %v (%d and %d offers): ratio %.2f; CPU %.2f and %.2f cores",
-		res.baseline, res.attack, base, att, len(res.baseLat), len(res.attackLat), ratio, res.baseCores, res.attackCores)
-	// Under -race on a shared 2-core machine the ratio measured from 1.2×
-	// to 3.7× (a baseline round alone varied from 16 to 348 ms): the
-	// detector's cost, not the attack's. Without it, the short variant's
-	// p99 is 6–18 ms, set by a few stalls of 10–30 ms on 2 busy cores,
-	// and its ratio measured 0.7× to 2.0× over 13 runs (with all nodes in
-	// one process, whose collector stalled them all at once, 0.3× to
-	// 2.3×), so it only logs the ratio. Everything else holds in both.
-	if ratio > 2 && !raceEnabled && os.Getenv("IPSX_GOSSIP_FLOOD") == "long" {
-		t.Errorf("honest p99 under attack %v is %.2f× the baseline %v (want at most 2×)", att, ratio, base)
+	if !floodRatioChecked() {
+		logFlood(t, res)
+		return
+	}
+	if ratio := logFlood(t, res); ratio > 2 && !t.Failed() {
+		// A p99 of 1,000 offers is their 10th slowest; a few scheduler
+		// stalls on 2 busy cores (the honest p99 is 2-20 ms) can move
+		// it. Measured once more, pooled: an attack that slows honest
+		// gossip keeps the pooled ratio over 2, a stall does not.
+		t.Logf("ratio %.2f over 2: measuring once more", ratio)
+		more := runFlood(t, cfg)
+		for _, n := range more.notes {
+			t.Error(n)
+		}
+		res.add(more)
+		if ratio := logFlood(t, res); ratio > 2 {
+			t.Errorf("honest p99 under attack %v is %.2f× the baseline %v (want at most 2×)", p99(res.attackLat), ratio, p99(res.baseLat))
+		}
 	}
 	if res.lost > 0 {
 		t.Errorf("%d honest offers lost", res.lost)
 	}
+}
+
+// floodRatioChecked: whether TestGossipFlood asserts its ratio. Under
+// -race on a shared 2-core machine the ratio measured from 1.2× to 3.7×
+// (a baseline round alone varied from 16 to 348 ms): the detector's
+// cost, not the attack's. Without it the short variant's ratio measured
+// 0.7× to 2.0× over 21 runs, with a bias: every node applied the others'
+// heartbeats at 30 s, rewriting each of their offers, which stalled
+// gossip for 10-40 ms in what was always an attack round. With the
+// heartbeat rewriting deadlines only: 0.89× to 1.30× over 6 runs.
+func floodRatioChecked() bool { return !raceEnabled }
+
+// logFlood logs the figures of a flood and returns its ratio.
+func logFlood(t *testing.T, res floodResult) float64 {
+	base, att := p99(res.baseLat), p99(res.attackLat)
+	ratio := float64(att) / float64(base)
+	t.Logf("honest p99 per round: baseline %v, attack %v; over all rounds %v and %v (%d and %d offers): ratio %.2f; CPU %.2f and %.2f cores",
+		res.baseline, res.attack, base, att, len(res.baseLat), len(res.attackLat), ratio, res.baseCores, res.attackCores)
+	return ratio
+}
+
+// add pools the rounds of another measurement into r (CPU: the mean).
+func (r *floodResult) add(o floodResult) {
+	r.baseline = append(r.baseline, o.baseline...)
+	r.attack = append(r.attack, o.attack...)
+	r.baseLat = append(r.baseLat, o.baseLat...)
+	r.attackLat = append(r.attackLat, o.attackLat...)
+	r.baseCores = (r.baseCores + o.baseCores) / 2
+	r.attackCores = (r.attackCores + o.attackCores) / 2
+	r.lost += o.lost
+	r.notes = append(r.notes, o.notes...)
 }
 
 // BenchmarkGossipFlood runs the long flood once and prints its figures.
@@ -213,7 +250,11 @@ func runFlood(tb testing.TB, cfg floodConfig) floodResult {
 	cpuNow := func() time.Duration {
 		d := cpuTime()
 		for _, p := range nodes {
-			d += p.cpu(ctx)
+			c, err := p.cpu(ctx)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			d += c
 		}
 		return d
 	}
