@@ -249,13 +249,31 @@ func (b *Backend) Publish(typ string, data any) {
 	b.log = append(b.log, ev)
 	for id, ch := range b.subs {
 		if len(ch) >= cap(ch)-1 {
-			ch <- sdk.Event{Type: "error", Time: ev.Time, Data: json.RawMessage(`{"error":"subscriber too slow"}`)}
-			close(ch)
-			delete(b.subs, id)
+			b.endLocked(id, "subscriber too slow")
 			continue
 		}
 		ch <- ev
 	}
+}
+
+// DropSubscribers ends every subscription as Publish ends a slow one: a
+// last "error" event, then the channel closes. A test makes a client fall
+// behind with it, whatever the speed of the machine.
+func (b *Backend) DropSubscribers() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for id := range b.subs {
+		b.endLocked(id, "subscriber too slow")
+	}
+}
+
+// endLocked sends subscription id its last event, an error, and closes it.
+func (b *Backend) endLocked(id int, msg string) {
+	ch := b.subs[id]
+	data, _ := json.Marshal(map[string]string{"error": msg})
+	ch <- sdk.Event{Type: "error", Time: time.Now().UTC(), Data: data}
+	close(ch)
+	delete(b.subs, id)
 }
 
 // Offer returns a valid unsigned offer in DE under Domain, created now.
