@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/ethereum/go-ethereum/common"
 	ethcrypto "github.com/ethereum/go-ethereum/crypto"
 	p2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -14,31 +15,16 @@ import (
 // keeps no more than maxAddrCache answers however many peers come, and
 // never caches a refusal.
 func TestAddressOfCache(t *testing.T) {
-	k, err := ethcrypto.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := PeerIDOf(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := ethcrypto.PubkeyToAddress(k.PublicKey)
+	pid, want := secpPeer(t)
 	for range 2 {
 		if got, err := AddressOf(pid); err != nil || got != want {
 			t.Fatalf("AddressOf = %s, %v; want %s", got.Hex(), err, want.Hex())
 		}
 	}
 	for range maxAddrCache + 10 {
-		k, err := ethcrypto.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, err := PeerIDOf(k)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got, err := AddressOf(pid); err != nil || got != ethcrypto.PubkeyToAddress(k.PublicKey) {
-			t.Fatalf("AddressOf = %s, %v", got.Hex(), err)
+		pid, want := secpPeer(t)
+		if got, err := AddressOf(pid); err != nil || got != want {
+			t.Fatalf("AddressOf = %s, %v; want %s", got.Hex(), err, want.Hex())
 		}
 	}
 	addrCache.Lock()
@@ -60,4 +46,18 @@ func TestAddressOfCache(t *testing.T) {
 			t.Fatalf("AddressOf(ed25519 peer) = %v, want ErrNotSecp", err)
 		}
 	}
+}
+
+// secpPeer is the PeerID of a fresh node key and the key's address.
+func secpPeer(t *testing.T) (peer.ID, common.Address) {
+	t.Helper()
+	k, err := ethcrypto.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := PeerIDOf(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid, ethcrypto.PubkeyToAddress(k.PublicKey)
 }
