@@ -106,11 +106,7 @@ func TestGossipFlood(t *testing.T) {
 	for _, n := range res.notes {
 		t.Error(n)
 	}
-	if !floodRatioChecked() {
-		logFlood(t, res)
-		return
-	}
-	if ratio := logFlood(t, res); ratio > 2 && !t.Failed() {
+	if ratio := logFlood(t, res); ratio > 2 && floodRatioChecked() && !t.Failed() {
 		// A p99 of 1,000 offers is their 10th slowest; a few scheduler
 		// stalls on 2 busy cores (the honest p99 is 2-20 ms) can move
 		// it. Measured once more, pooled: an attack that slows honest
