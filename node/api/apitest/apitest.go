@@ -249,7 +249,7 @@ func (b *Backend) Publish(typ string, data any) {
 	b.log = append(b.log, ev)
 	for id, ch := range b.subs {
 		if len(ch) >= cap(ch)-1 {
-			b.endLocked(id, "subscriber too slow")
+			b.endLocked(id)
 			continue
 		}
 		ch <- ev
@@ -263,15 +263,14 @@ func (b *Backend) DropSubscribers() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for id := range b.subs {
-		b.endLocked(id, "subscriber too slow")
+		b.endLocked(id)
 	}
 }
 
 // endLocked sends subscription id its last event, an error, and closes it.
-func (b *Backend) endLocked(id int, msg string) {
+func (b *Backend) endLocked(id int) {
 	ch := b.subs[id]
-	data, _ := json.Marshal(map[string]string{"error": msg})
-	ch <- sdk.Event{Type: "error", Time: time.Now().UTC(), Data: data}
+	ch <- sdk.Event{Type: "error", Time: time.Now().UTC(), Data: json.RawMessage(`{"error":"subscriber too slow"}`)}
 	close(ch)
 	delete(b.subs, id)
 }
