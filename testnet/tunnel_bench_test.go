@@ -58,9 +58,12 @@ type tunnelPath struct {
 	// inProcess says cpu is this process's: the path's ends run here.
 	inProcess bool
 
-	mbps     []float64       // throughput of each run that succeeded, MB/s (10^6 bytes)
-	cpuGiB   []float64       // CPU seconds per GiB (2^30 bytes) of each run that succeeded
-	ttfb     []time.Duration // time to first byte of each new connection that succeeded
+	mbps   []float64       // throughput of each run that succeeded, MB/s (10^6 bytes)
+	cpuGiB []float64       // CPU seconds per GiB (2^30 bytes) of each run that succeeded
+	ttfb   []time.Duration // time to first byte of each new connection that succeeded
+	// steps[i] holds the durations of step i (ttfbSteps) of those
+	// connections, for the paths that have the step.
+	steps    [numSteps][]time.Duration
 	fails    int
 	firstErr error
 	lastErr  error
@@ -204,6 +207,7 @@ func BenchmarkTunnelVsSSH(b *testing.B) {
 		fmt.Fprintln(&tab)
 	}
 	fmt.Fprintln(&tab, "  CPU s/GiB, median: tunnels: this process less the direct path's cost (what the two tunnel ends add); ssh -D: the ssh and sshd processes; direct: this process (client, source, loopback)")
+	writeStepTable(&tab, paths)
 	for _, p := range paths {
 		if p.firstErr != nil {
 			fmt.Fprintf(&tab, "  %s first failure: %v\n", p.name, p.firstErr)
@@ -240,6 +244,9 @@ func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 		key := map[*tunnelPath]string{tunnel: "tunnel", paid: "paid", ssh: "ssh", direct: "direct"}[p]
 		add(key+"_mbps", median(p.mbps))
 		add(key+"_ttfb_ms", ms(median(p.ttfb)))
+		if st := p.steps[stepReply]; len(st) > 0 {
+			add(key+"_reply_ms", ms(median(st)))
+		}
 		if c, ok := cpuPerGiB(p, direct); ok {
 			add(key+"_cpu_s_per_gib", c)
 		}
@@ -256,6 +263,33 @@ func tunnelBenchLine(direct, tunnel, paid, ssh *tunnelPath) string {
 		add("ratio_paid", median(paid.mbps)/median(tunnel.mbps))
 	}
 	return line + fmt.Sprintf(" fails=%d", fails)
+}
+
+// writeStepTable writes the median duration of each step of the paths'
+// new connections (see ttfbSteps): where a time to first byte goes. For a
+// SOCKS5 path, "reply" is what opening the way to the target costs (the
+// tunnel's stream to the provider and the provider's dial, ssh's channel
+// open and sshd's dial), and "first byte" is a round trip through it.
+func writeStepTable(w io.Writer, paths []*tunnelPath) {
+	fmt.Fprintf(w, "  time to first byte step by step, median ms:\n  %-12s", "path")
+	for _, s := range ttfbSteps {
+		fmt.Fprintf(w, " %10s", s)
+	}
+	fmt.Fprintln(w)
+	for _, p := range paths {
+		if p.skipped != "" || len(p.ttfb) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "  %-12s", p.name)
+		for _, d := range p.steps {
+			if len(d) == 0 {
+				fmt.Fprintf(w, " %10s", "-")
+				continue
+			}
+			fmt.Fprintf(w, " %10.3f", ms(median(d)))
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 // cpuPerGiB is the median CPU seconds per GiB of p's downloads; for a
@@ -295,7 +329,9 @@ func directPath() *tunnelPath {
 	return &tunnelPath{name: "direct", inProcess: true, cpu: selfCPU,
 		dial: func(ctx context.Context, target string) (net.Conn, error) {
 			var d net.Dialer
-			return d.DialContext(ctx, "tcp", target)
+			c, err := d.DialContext(ctx, "tcp", target)
+			markStep(ctx, stepConnect)
+			return c, err
 		}}
 }
 
@@ -400,8 +436,11 @@ func measureThroughput(ctx context.Context, p *tunnelPath, target string, size i
 }
 
 // measureTTFB opens a new connection through p, asks for one byte and
-// returns the time from the dial to that byte.
+// returns the time from the dial to that byte. The durations of the steps
+// on the way go to p.steps.
 func measureTTFB(ctx context.Context, p *tunnelPath, target string) (time.Duration, error) {
+	clk := &stepClock{}
+	ctx = context.WithValue(ctx, stepClockKey{}, clk)
 	start := time.Now()
 	c, err := p.dial(ctx, target)
 	if err != nil {
@@ -416,7 +455,44 @@ func measureTTFB(ctx context.Context, p *tunnelPath, target string) (time.Durati
 	if _, err := io.ReadFull(c, one[:]); err != nil {
 		return 0, err
 	}
+	markStep(ctx, stepFirstByte)
+	prev := start
+	for i, at := range clk.at {
+		if !at.IsZero() {
+			p.steps[i] = append(p.steps[i], at.Sub(prev))
+			prev = at
+		}
+	}
 	return time.Since(start), nil
+}
+
+// The steps of a new connection, in order, for the breakdown of its time
+// to first byte: the TCP connect (to the target, or to the proxy), the
+// SOCKS5 proxy's replies to the greeting, the username/password and the
+// CONNECT request, and the first byte of the answer. The direct path has
+// the first and the last only.
+const (
+	stepConnect = iota
+	stepGreeting
+	stepAuth
+	stepReply
+	stepFirstByte
+	numSteps
+)
+
+var ttfbSteps = [numSteps]string{"connect", "greeting", "auth", "reply", "first byte"}
+
+// stepClock is when each step of one connection ended (zero: no such
+// step); measureTTFB hands it to the dialler in the context.
+type stepClock struct{ at [numSteps]time.Time }
+
+type stepClockKey struct{}
+
+// markStep records that step i of the connection being measured ended.
+func markStep(ctx context.Context, i int) {
+	if c, ok := ctx.Value(stepClockKey{}).(*stepClock); ok {
+		c.at[i] = time.Now()
+	}
 }
 
 // socksDialer dials target through a SOCKS5 proxy as curl does: greeting,
@@ -438,6 +514,7 @@ func socksDialer(proxy, user, pass string) func(ctx context.Context, target stri
 		if err != nil {
 			return nil, err
 		}
+		markStep(ctx, stepConnect)
 		if dl, ok := ctx.Deadline(); ok {
 			_ = c.SetDeadline(dl)
 		}
@@ -459,6 +536,7 @@ func socksDialer(proxy, user, pass string) func(ctx context.Context, target stri
 		if r[0] != 5 || r[1] != method {
 			return fail(fmt.Errorf("method %d refused (%d)", method, r[1]))
 		}
+		markStep(ctx, stepGreeting)
 		if method == 2 {
 			auth := append([]byte{1, byte(len(user))}, user...)
 			auth = append(append(auth, byte(len(pass))), pass...)
@@ -471,6 +549,7 @@ func socksDialer(proxy, user, pass string) func(ctx context.Context, target stri
 			if r[1] != 0 {
 				return fail(fmt.Errorf("user %q refused", user))
 			}
+			markStep(ctx, stepAuth)
 		}
 		req := append([]byte{5, 1, 0, 1}, ip...)
 		req = binary.BigEndian.AppendUint16(req, uint16(pn))
@@ -498,6 +577,7 @@ func socksDialer(proxy, user, pass string) func(ctx context.Context, target stri
 		if _, err := io.CopyN(io.Discard, c, int64(rest)); err != nil {
 			return fail(err)
 		}
+		markStep(ctx, stepReply)
 		_ = c.SetDeadline(time.Time{})
 		return c, nil
 	}
