@@ -287,7 +287,8 @@ func TestMeterBandwidth(t *testing.T) {
 		t.Fatalf("read %d, %v", n, err)
 	}
 	// The bucket starts full (one burst), the rest is paced.
-	min := time.Duration(float64(size-copyBufSize) / (bps / 8) * float64(time.Second))
+	paced := float64(size - copyBufSize)
+	min := time.Duration(paced / (bps / 8) * float64(time.Second))
 	if elapsed < min*9/10 || elapsed > 10*min {
 		t.Fatalf("%d bytes at %d bit/s took %v, want about %v", size, bps, elapsed, min)
 	}
