@@ -75,10 +75,19 @@ func (e *encoder) uint(v uint64) {
 func (e *encoder) big(v *big.Int) {
 	n := len(e.buf)
 	e.buf = append(e.buf, zeroWord[:]...)
-	if v != nil {
-		v.FillBytes(e.buf[n:]) // callers check the range first
+	if v == nil {
+		return
 	}
+	if v.Sign() < 0 || v.BitLen() > maxUint256Bits {
+		// Out of a uint256's range (Validate refuses it): its low 256
+		// bits in two's complement, as the agreement package words
+		// amounts, so that an id is defined for any order.
+		v = new(big.Int).And(v, uint256Mask)
+	}
+	v.FillBytes(e.buf[n:])
 }
+
+var uint256Mask = new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), maxUint256Bits), big.NewInt(1))
 
 func (e *encoder) address(a common.Address) {
 	e.buf = append(e.buf, zeroWord[:12]...)

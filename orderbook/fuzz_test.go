@@ -35,6 +35,10 @@ func FuzzDecodeMessage(f *testing.F) {
 	f.Add([]byte(`{"kind":"offer","pricePerHour":"1e9"}`))
 	f.Add([]byte(`{"kind":`))
 	f.Add([]byte("null"))
+	k2, _ := ethcrypto.GenerateKey()
+	for _, c := range orderbooktest.BadOrders(d, "DE", k, k2, now).Cases {
+		f.Add(c.Msg)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := orderbook.DecodeMessage(b, orderbook.DefaultMaxSize)
 		if err != nil {

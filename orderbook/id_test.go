@@ -101,3 +101,22 @@ func TestSignerAddressCache(t *testing.T) {
 		}
 	}
 }
+
+// TestIDOfOutOfRangePrice: an order's id is defined whatever its prices
+// hold (Validate refuses those out of uint256 range, but ids are taken
+// before that, e.g. in logs): no panic, and a price outside the range
+// does not hash like one inside it.
+func TestIDOfOutOfRangePrice(t *testing.T) {
+	for _, v := range []*big.Int{
+		new(big.Int).Lsh(big.NewInt(1), 256),
+		new(big.Int).Lsh(big.NewInt(1), 300),
+		big.NewInt(-5),
+	} {
+		o := newOffer(testNow)
+		ok := o.ID()
+		o.PricePerHour = v
+		if id := o.ID(); id == ok {
+			t.Errorf("price %v hashes like the valid order", v)
+		}
+	}
+}

@@ -168,6 +168,18 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 		n.PricePerHour, n.PricePerGB = bigOf(w.MaxPricePerHour), bigOf(w.MaxPricePerGB)
 		n.Duration, n.Bandwidth = *w.Duration, deref(w.MinBandwidth)
 	}
+	// The prices' range before the id is checked: the order's digest
+	// takes them as uint256 words.
+	hour, gb := "pricePerHour", "pricePerGB"
+	if kind == KindRequest {
+		hour, gb = "maxPricePerHour", "maxPricePerGB"
+	}
+	if err := checkPrice(hour, n.PricePerHour); err != nil {
+		return err
+	}
+	if err := checkPrice(gb, n.PricePerGB); err != nil {
+		return err
+	}
 	if w.ID != nil && *w.ID != n.ID() {
 		return fmt.Errorf("%w: id %s is not the order's digest %s", ErrMalformed, w.ID.Hex(), n.ID().Hex())
 	}

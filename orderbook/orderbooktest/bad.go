@@ -164,6 +164,19 @@ func BadOrders(d orderbook.Domain, cc string, k, other *ecdsa.PrivateKey, now ti
 	o = Offer(d, cc, next(), now)
 	o.PricePerHour, o.PricePerGB = new(big.Int), new(big.Int)
 	add("zero prices", resign(o), orderbook.ErrOutOfRange)
+	// Prices beyond a uint256, also with the order's id, as the node's own
+	// encoder writes it: checking the id hashes the order, which must
+	// refuse the price rather than overflow its 32-byte word (a panic in
+	// the decoder every gossip message reaches).
+	tooBig := new(big.Int).Lsh(big.NewInt(1), 256).String()
+	withID := func(o *orderbook.Order, f func(m map[string]any)) []byte {
+		id := o.ID()
+		return edit(o, func(m map[string]any) { f(m); m["id"] = id.Hex() })
+	}
+	add("price of 2^256", edit(valid(), func(m map[string]any) { m["pricePerGB"] = tooBig }), orderbook.ErrOutOfRange)
+	add("price of 2^256 with an id", withID(valid(), func(m map[string]any) { m["pricePerHour"] = tooBig }), orderbook.ErrOutOfRange)
+	add("request price of 2^256 with an id", withID(Sign(Request(d, cc, next(), now), k), func(m map[string]any) { m["maxPricePerGB"] = tooBig }), orderbook.ErrOutOfRange)
+	add("negative price with an id", withID(valid(), func(m map[string]any) { m["pricePerHour"] = "-5" }), orderbook.ErrOutOfRange)
 	o = Offer(d, cc, next(), now)
 	o.Bandwidth = 0
 	add("zero bandwidth", resign(o), orderbook.ErrOutOfRange)
