@@ -72,9 +72,10 @@ test: tools ## vet, then every test with the race detector, in random order, the
 	$(GO) test -count 1 -run '^TestGossipFlood$$' -timeout 10m ./node/
 
 .PHONY: bench
-bench: ## benchmarks: signature verification, heartbeats, propagation (30 and 100 nodes), deal set-up, matching, gas, tunnel (CPU per GiB, at 20/50/100 ms RTT, 200 flows), VPN vs wireguard-go (as root)
+bench: ## benchmarks: signature verification, heartbeats, listing a shard, propagation (30 and 100 nodes), deal set-up, matching, gas, tunnel (CPU per GiB, at 20/50/100 ms RTT, 200 flows), VPN vs wireguard-go (as root)
 	$(GO) test -run '^$$' -bench 'VerifyVsEcrecover' -benchtime 20000x ./orderbook/
 	$(GO) test -run '^$$' -bench 'ApplyHeartbeat' -benchtime 50x ./orderbook/
+	$(GO) test -run '^$$' -bench 'ListShard' -benchtime 10x ./orderbook/
 	$(GO) test -run '^$$' -bench 'Propagation30|DealSetup' -benchtime 1x ./testnet/
 	$(GO) test -run '^$$' -bench 'Match100k' -benchtime 3x ./matching/
 	$(GO) test -run '^$$' -bench 'Gas' -benchtime 1x ./chain/

@@ -125,21 +125,35 @@ func (o *Order) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the wire form strictly. An id, when present, must be
 // the order's digest.
 func (o *Order) UnmarshalJSON(b []byte) error {
+	n, id, err := decodeWireOrder(b)
+	if err != nil {
+		return err
+	}
+	if id != nil && *id != n.ID() {
+		return fmt.Errorf("%w: id %s is not the order's digest %s", ErrMalformed, id.Hex(), n.ID().Hex())
+	}
+	*o = n
+	return nil
+}
+
+// decodeWireOrder reads the wire form strictly and returns the order and
+// the id the form claims (nil if none), not checked against the order.
+func decodeWireOrder(b []byte) (Order, *common.Hash, error) {
 	var w wireOrder
 	if err := strictUnmarshal(b, &w); err != nil {
-		return err
+		return Order{}, nil, err
 	}
 	kind, err := ParseKind(w.Kind)
 	if err != nil {
-		return err
+		return Order{}, nil, err
 	}
 	ipType, err := ParseIPType(w.IPType)
 	if err != nil {
-		return err
+		return Order{}, nil, err
 	}
 	protos, err := ParseProtocols(w.Protocols)
 	if err != nil {
-		return err
+		return Order{}, nil, err
 	}
 	n := Order{
 		Kind: kind, ChainID: w.ChainID, VerifyingContract: w.VerifyingContract,
@@ -150,41 +164,37 @@ func (o *Order) UnmarshalJSON(b []byte) error {
 	switch kind {
 	case KindOffer:
 		if w.MaxPricePerHour != nil || w.MaxPricePerGB != nil || w.Duration != nil || w.MinBandwidth != nil {
-			return fmt.Errorf("%w: an offer has pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth; not maxPricePerHour, maxPricePerGB, duration, minBandwidth", ErrMalformed)
+			return Order{}, nil, fmt.Errorf("%w: an offer has pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth; not maxPricePerHour, maxPricePerGB, duration, minBandwidth", ErrMalformed)
 		}
 		if w.PricePerHour == nil || w.PricePerGB == nil || w.MinDuration == nil || w.MaxDuration == nil || w.Bandwidth == nil {
-			return fmt.Errorf("%w: an offer needs pricePerHour, pricePerGB, minDuration, maxDuration and bandwidth", ErrMalformed)
+			return Order{}, nil, fmt.Errorf("%w: an offer needs pricePerHour, pricePerGB, minDuration, maxDuration and bandwidth", ErrMalformed)
 		}
 		n.PricePerHour, n.PricePerGB = bigOf(w.PricePerHour), bigOf(w.PricePerGB)
 		n.MinDuration, n.MaxDuration, n.Bandwidth = *w.MinDuration, *w.MaxDuration, *w.Bandwidth
 		n.Unverified = w.Unverified
 	case KindRequest:
 		if w.PricePerHour != nil || w.PricePerGB != nil || w.MinDuration != nil || w.MaxDuration != nil || w.Bandwidth != nil || w.Unverified {
-			return fmt.Errorf("%w: a request has maxPricePerHour, maxPricePerGB, duration, minBandwidth; not pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth, unverified", ErrMalformed)
+			return Order{}, nil, fmt.Errorf("%w: a request has maxPricePerHour, maxPricePerGB, duration, minBandwidth; not pricePerHour, pricePerGB, minDuration, maxDuration, bandwidth, unverified", ErrMalformed)
 		}
 		if w.MaxPricePerHour == nil || w.MaxPricePerGB == nil || w.Duration == nil {
-			return fmt.Errorf("%w: a request needs maxPricePerHour, maxPricePerGB and duration", ErrMalformed)
+			return Order{}, nil, fmt.Errorf("%w: a request needs maxPricePerHour, maxPricePerGB and duration", ErrMalformed)
 		}
 		n.PricePerHour, n.PricePerGB = bigOf(w.MaxPricePerHour), bigOf(w.MaxPricePerGB)
 		n.Duration, n.Bandwidth = *w.Duration, deref(w.MinBandwidth)
 	}
-	// The prices' range before the id is checked: the order's digest
+	// The prices' range before an id is checked: the order's digest
 	// takes them as uint256 words.
 	hour, gb := "pricePerHour", "pricePerGB"
 	if kind == KindRequest {
 		hour, gb = "maxPricePerHour", "maxPricePerGB"
 	}
 	if err := checkPrice(hour, n.PricePerHour); err != nil {
-		return err
+		return Order{}, nil, err
 	}
 	if err := checkPrice(gb, n.PricePerGB); err != nil {
-		return err
+		return Order{}, nil, err
 	}
-	if w.ID != nil && *w.ID != n.ID() {
-		return fmt.Errorf("%w: id %s is not the order's digest %s", ErrMalformed, w.ID.Hex(), n.ID().Hex())
-	}
-	*o = n
-	return nil
+	return n, w.ID, nil
 }
 
 type wireCancel struct {
