@@ -92,26 +92,28 @@ type record struct {
 	order    *Order
 }
 
-func encodeRecord(r record) ([]byte, error) {
-	j, err := json.Marshal(r.order)
-	if err != nil {
-		return nil, err
-	}
-	return append(u64b(r.deadline), j...), nil
-}
+func encodeRecord(r record) []byte { return appendStoredOrder(u64b(r.deadline), r.order) }
 
 func decodeRecord(b []byte) (record, error) {
 	if len(b) < 8 {
 		return record{}, errors.New("orderbook: corrupt record")
 	}
-	// The book wrote the order under its id, which Add checked: the id in
-	// the record is not checked by hashing the order again (that was 28%
-	// of listing a shard: BenchmarkListShard).
+	deadline := binary.BigEndian.Uint64(b[:8])
+	if len(b) > 8 && b[8] == recordFormat {
+		o, err := decodeStoredOrder(b[8:])
+		if err != nil {
+			return record{}, err
+		}
+		return record{deadline: deadline, order: o}, nil
+	}
+	// A record of the wire form (JSON), from before recordFormat. The book
+	// wrote the order under its id, which Add checked: the id in the
+	// record is not checked by hashing the order again.
 	o, _, err := decodeWireOrder(b[8:])
 	if err != nil {
-		return record{}, fmt.Errorf("orderbook: corrupt record: %w", err)
+		return record{}, fmt.Errorf("%w: %w", errCorruptRecord, err)
 	}
-	return record{deadline: binary.BigEndian.Uint64(b[:8]), order: &o}, nil
+	return record{deadline: deadline, order: &o}, nil
 }
 
 // Added says what Add did.
@@ -220,10 +222,7 @@ func livenessOf(o *Order) []byte {
 func (b *Book) putOrder(txn *badger.Txn, o *Order, hb uint64) error {
 	id := o.ID()
 	d := b.deadline(o, hb)
-	rec, err := encodeRecord(record{deadline: d, order: o})
-	if err != nil {
-		return err
-	}
+	rec := encodeRecord(record{deadline: d, order: o})
 	cc := []byte(o.Shard())
 	var ver [36]byte
 	binary.BigEndian.PutUint32(ver[:4], o.Version)
