@@ -104,8 +104,10 @@ func TestSignerAddressCache(t *testing.T) {
 
 // TestIDOfOutOfRangePrice: an order's id is defined whatever its prices
 // hold (Validate refuses those out of uint256 range, but ids are taken
-// before that, e.g. in logs): no panic, and a price outside the range
-// does not hash like one inside it.
+// before that, e.g. in logs): no panic, and not the id of the order with
+// its valid price. (An out-of-range price hashes as its low 256 bits, so
+// 2^256 as 0: Validate refuses such an order for the range, whatever its
+// digest.)
 func TestIDOfOutOfRangePrice(t *testing.T) {
 	for _, v := range []*big.Int{
 		new(big.Int).Lsh(big.NewInt(1), 256),
