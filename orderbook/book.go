@@ -96,7 +96,7 @@ func encodeRecord(r record) []byte { return appendStoredOrder(u64b(r.deadline), 
 
 func decodeRecord(b []byte) (record, error) {
 	if len(b) < 8 {
-		return record{}, errors.New("orderbook: corrupt record")
+		return record{}, errCorruptRecord
 	}
 	deadline := binary.BigEndian.Uint64(b[:8])
 	if len(b) > 8 && b[8] == recordFormat {
@@ -487,7 +487,7 @@ func (b *Book) extend(txn *badger.Txn, id common.Hash, meta []byte, hb uint64) e
 		return err
 	}
 	if len(rec) < 8 {
-		return errors.New("orderbook: corrupt record")
+		return errCorruptRecord
 	}
 	var kind Kind
 	var created, expires uint64
