@@ -35,6 +35,7 @@ type metrics struct {
 	dropped  *prometheus.CounterVec // reason
 	synced   *prometheus.CounterVec // result
 	pulls    prometheus.Counter
+	lookups  *prometheus.CounterVec // result
 	orders   prometheus.GaugeFunc
 	ownCount prometheus.GaugeFunc
 
@@ -95,6 +96,10 @@ func newMetrics(reg *prometheus.Registry, orders, own func() float64) *metrics {
 			Name: "ipsx_ordersync_digest_pulls_total",
 			Help: "Pulls of a maker's orders after a heartbeat digest did not match the book.",
 		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ipsx_peer_lookups_total",
+			Help: "DHT lookups of a peer's addresses before dialling a peer with none known, by result (found, not_found: looked up again until the lookup's deadline, error).",
+		}, []string{"result"}),
 		orders: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ipsx_book_orders", Help: "Live orders in the book.",
 		}, orders),
@@ -164,6 +169,9 @@ func newMetrics(reg *prometheus.Registry, orders, own func() float64) *metrics {
 	for _, r := range []string{"added", "ignored", "rejected"} {
 		m.synced.WithLabelValues(r)
 	}
+	for _, r := range []string{"found", "not_found", "error"} {
+		m.lookups.WithLabelValues(r)
+	}
 	for _, role := range roleNames {
 		m.vouchers.WithLabelValues(role)
 		m.settled.WithLabelValues(role)
@@ -190,7 +198,7 @@ func newMetrics(reg *prometheus.Registry, orders, own func() float64) *metrics {
 		Help: "The node's build: always 1, with the version, the Go version and the VCS revision as labels.",
 	}, []string{"version", "goversion", "revision"})
 	build.WithLabelValues(Version, runtime.Version(), buildRevision()).Set(1)
-	reg.MustRegister(m.gossip, m.dropped, m.synced, m.pulls, m.orders, m.ownCount,
+	reg.MustRegister(m.gossip, m.dropped, m.synced, m.pulls, m.lookups, m.orders, m.ownCount,
 		m.gossipValidation, m.dealTransitions, m.vouchers, m.paid, m.earned, m.settled,
 		m.tunnelBytes, m.tunnelFlows, m.proxyRequests, m.exitDenied, m.chainTx, m.chainErrors,
 		build, stateCollector{m},

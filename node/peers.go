@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -15,6 +16,7 @@ import (
 	"github.com/ipsx/ipsx/sdk"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/routing"
 	"github.com/libp2p/go-libp2p/p2p/protocol/ping"
 )
 
@@ -66,16 +68,19 @@ func (n *Node) resolvePeer(s string) (peer.ID, error) {
 // default timeout would, so the caller gets the reason.
 const pingTimeout = 20 * time.Second
 
-// findPeerTimeout bounds a DHT lookup of a peer's addresses.
-const findPeerTimeout = 15 * time.Second
+// findPeerTimeout bounds a DHT lookup of a peer's addresses, repeats
+// included; a lookup that finds nothing is repeated after findPeerPause,
+// the pause doubling up to findPeerMaxPause.
+const (
+	findPeerTimeout  = 15 * time.Second
+	findPeerPause    = 250 * time.Millisecond
+	findPeerMaxPause = 2 * time.Second
+)
 
 // connect makes sure there is a connection to pid, dialling the addresses
 // the peerstore holds or, when it holds none, those a DHT lookup finds
 // (a provider behind NAT is found with its relay addresses). ctx decides,
-// as for a stream, whether a relayed connection will do. The lookup
-// itself may use relayed connections either way: its queries are small,
-// and a lookup that reaches its target only through a relay would
-// otherwise wait for a hole punch that may never come.
+// as for a stream, whether a relayed connection will do.
 func (n *Node) connect(ctx context.Context, pid peer.ID) error {
 	if n.host.Network().Connectedness(pid) != network.NotConnected {
 		// Connected, or through a relay only: a stream that needs a
@@ -84,9 +89,7 @@ func (n *Node) connect(ctx context.Context, pid peer.ID) error {
 	}
 	ai := peer.AddrInfo{ID: pid}
 	if len(n.host.Peerstore().Addrs(pid)) == 0 {
-		fctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "find peer"), findPeerTimeout)
-		found, err := n.dht.FindPeer(fctx, pid)
-		cancel()
+		found, err := n.findPeer(ctx, pid)
 		if err != nil {
 			return fmt.Errorf("%w: find peer %s in the DHT: %w", api.ErrUnreachable, pid, err)
 		}
@@ -96,6 +99,39 @@ func (n *Node) connect(ctx context.Context, pid peer.ID) error {
 		return fmt.Errorf("%w: connect to %s: %w", api.ErrUnreachable, pid, err)
 	}
 	return nil
+}
+
+// findPeer looks pid's addresses up in the DHT. A peer that has only just
+// come up is not found at first, nor is one behind NAT whose relay
+// address has not yet reached the nodes it is connected to (they learn it
+// from its identify push, a moment after its reservation, and until then
+// know no address of it they would hand out), so a lookup that finds
+// nothing is repeated until findPeerTimeout. The lookups may use relayed
+// connections whatever ctx says: their queries are small, and a lookup
+// that reaches its target only through a relay would otherwise wait for a
+// hole punch that may never come.
+func (n *Node) findPeer(ctx context.Context, pid peer.ID) (peer.AddrInfo, error) {
+	ctx, cancel := context.WithTimeout(network.WithAllowLimitedConn(ctx, "find peer"), findPeerTimeout)
+	defer cancel()
+	pause := findPeerPause
+	for tries := 1; ; tries++ {
+		ai, err := n.dht.FindPeer(ctx, pid)
+		switch {
+		case err == nil:
+			n.metrics.lookups.WithLabelValues("found").Inc()
+			return ai, nil
+		case !errors.Is(err, routing.ErrNotFound):
+			n.metrics.lookups.WithLabelValues("error").Inc()
+			return peer.AddrInfo{}, err
+		}
+		n.metrics.lookups.WithLabelValues("not_found").Inc()
+		select {
+		case <-ctx.Done():
+			return peer.AddrInfo{}, fmt.Errorf("%w (%d lookups)", err, tries)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, findPeerMaxPause)
+	}
 }
 
 // Ping opens a stream to a peer (by peer ID or maker address) and times a
